@@ -1,0 +1,44 @@
+/* bundle.h - deterministic tar bundles and safe extraction (libarchive). */
+#ifndef DISPATCH_BUNDLE_H
+#define DISPATCH_BUNDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Limits applied while extracting. Input comes from outside (source
+ * tarballs, artifacts and state bundles fetched over the network), so
+ * every extraction is bounded in total bytes, entry count and per-entry
+ * size; a zero field means "use the default".
+ */
+struct bundle_limits {
+	uint64_t max_total;      /* sum of entry sizes; default 1 GiB */
+	uint64_t max_entries;    /* default 100000 */
+	uint64_t max_entry_size; /* default 512 MiB */
+};
+
+/*
+ * Packs the tree below dir into a zstd-compressed tar written atomically
+ * to out_path. The result depends only on names, contents, the executable
+ * bit and link targets: entries are sorted, owners are 0, times are 0.
+ * Regular files, directories and relative symlinks only.
+ */
+int bundle_pack_dir(const char *dir, const char *out_path);
+
+/*
+ * Extracts an archive in any format and compression libarchive reads
+ * (tar, tar.gz, tar.xz, tar.zst, zip ...) into dest, which must exist.
+ * strip removes that many leading path components (entries left with no
+ * name are skipped). Refuses, with ERR_INVALID and a message naming the
+ * entry: absolute paths, "..", symlinks whose target is absolute or leaves
+ * dest, hard links, device nodes, fifos and sockets; refuses with
+ * ERR_LIMIT archives past the limits (lim may be NULL for defaults). Never
+ * writes outside dest and never follows a symlink it extracted. On error
+ * dest may hold a partial tree: the caller removes it.
+ */
+int bundle_extract_file(const char *path, const char *dest, int strip,
+			const struct bundle_limits *lim);
+int bundle_extract_mem(const void *data, size_t len, const char *dest, int strip,
+		       const struct bundle_limits *lim);
+
+#endif

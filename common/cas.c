@@ -1,0 +1,209 @@
+/* cas.c - content-addressed blob store. */
+#include "cas.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+
+struct cas {
+	char *root;
+	char *tmp;
+};
+
+int cas_open(cas **out, const char *root)
+{
+	cas *c = calloc(1, sizeof(*c));
+	char *objs = NULL, *bad = NULL;
+	int r;
+
+	if (!c)
+		return err_set(ERR_NOMEM, "out of memory");
+	c->root = strdup(root);
+	c->tmp = fs_join(root, "tmp");
+	objs = fs_join(root, "sha256");
+	bad = fs_join(root, "corrupt");
+	if (!c->root || !c->tmp || !objs || !bad) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = fs_mkdir_p(c->tmp, 0755)) < 0 || (r = fs_mkdir_p(objs, 0755)) < 0 ||
+	    (r = fs_mkdir_p(bad, 0755)) < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	free(objs);
+	free(bad);
+	cas_free(c);
+	return r;
+}
+
+void cas_free(cas *c)
+{
+	if (!c)
+		return;
+	free(c->root);
+	free(c->tmp);
+	free(c);
+}
+
+const char *cas_tmpdir(const cas *c)
+{
+	return c->tmp;
+}
+
+char *cas_path(const cas *c, const char *digest)
+{
+	size_t n = strlen(c->root) + 80;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/sha256/%.2s/%s", c->root, digest, digest);
+	return p;
+}
+
+int cas_has(const cas *c, const char *digest)
+{
+	char *p;
+	int ok;
+
+	if (!digest_is_valid(digest))
+		return 0;
+	p = cas_path(c, digest);
+	ok = p && access(p, F_OK) == 0;
+	free(p);
+	return ok;
+}
+
+int cas_adopt(cas *c, digest_hex *out, const char *tmp_path)
+{
+	digest_hex d;
+	char *dst = NULL, *dir = NULL;
+	int r;
+
+	if ((r = digest_file(&d, tmp_path, NULL)) < 0)
+		goto out;
+	dst = cas_path(c, d.hex);
+	dir = dst ? strndup(dst, strlen(dst) - DIGEST_HEX_LEN - 1) : NULL;
+	if (!dst || !dir) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = fs_mkdir_p(dir, 0755)) < 0)
+		goto out;
+	if (access(dst, F_OK) == 0) {
+		/* Same content already stored: keep the existing blob. */
+		*out = d;
+		goto out;
+	}
+	chmod(tmp_path, 0444);
+	if ((r = fs_commit(tmp_path, dst)) < 0)
+		goto out;
+	*out = d;
+out:
+	unlink(tmp_path); /* a no-op after a successful rename */
+	free(dst);
+	free(dir);
+	return r;
+}
+
+static int tmp_file(cas *c, char **path, int *fd)
+{
+	size_t n = strlen(c->tmp) + 16;
+	char *p = malloc(n);
+
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(p, n, "%s/blob-XXXXXX", c->tmp);
+	*fd = mkostemp(p, O_CLOEXEC);
+	if (*fd < 0) {
+		int e = errno;
+		free(p);
+		return err_errno(ERR_IO, e, "cannot create a file in '%s'", c->tmp);
+	}
+	*path = p;
+	return 0;
+}
+
+int cas_put_buf(cas *c, digest_hex *out, const void *data, size_t len)
+{
+	const char *p = data;
+	char *tmp = NULL;
+	int fd = -1, r;
+
+	if ((r = tmp_file(c, &tmp, &fd)) < 0)
+		return r;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
+			unlink(tmp);
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	close(fd);
+	fd = -1;
+	r = cas_adopt(c, out, tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(tmp);
+	return r;
+}
+
+int cas_put_file(cas *c, digest_hex *out, const char *path)
+{
+	char *tmp = NULL;
+	int fd = -1, r;
+
+	if ((r = tmp_file(c, &tmp, &fd)) < 0)
+		return r;
+	close(fd);
+	if ((r = fs_copy_file(path, tmp)) < 0) {
+		unlink(tmp);
+		goto out;
+	}
+	r = cas_adopt(c, out, tmp);
+out:
+	free(tmp);
+	return r;
+}
+
+int cas_verify(cas *c, const char *digest, uint64_t *size)
+{
+	digest_hex d;
+	uint64_t n = 0;
+	char *p = NULL;
+	int r;
+
+	if (!digest_is_valid(digest))
+		return err_set(ERR_INVALID, "'%s' is not a sha256 digest", digest);
+	p = cas_path(c, digest);
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	r = digest_file(&d, p, &n);
+	if (r == 0 && strcmp(d.hex, digest) != 0) {
+		char aside[4096];
+		snprintf(aside, sizeof(aside), "%s/corrupt/%s", c->root, digest);
+		rename(p, aside);
+		r = err_set(ERR_CORRUPT, "blob %.12s is corrupt: its content hashes to %.12s", digest,
+			    d.hex);
+	} else if (r == ERR_NOTFOUND) {
+		r = err_set(ERR_NOTFOUND, "blob %.12s is not in the store", digest);
+	}
+	if (r == 0 && size)
+		*size = n;
+	free(p);
+	return r;
+}

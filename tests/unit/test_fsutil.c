@@ -1,0 +1,129 @@
+/* test_fsutil.c - atomic writes, trees, safe relative paths, digests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cas.h"
+#include "digest.h"
+#include "error.h"
+#include "fsutil.h"
+#include "tree.h"
+
+static char *tmp_dir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *d = NULL;
+
+	assert_int_equal(fs_mkdtemp(&d, base ? base : "/tmp", "test-fsutil"), 0);
+	return d;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char *p = fs_join(dir, name);
+
+	assert_int_equal(fs_write_atomic(p, text, strlen(text), 0644), 0);
+	free(p);
+}
+
+static void test_fsutil__write_atomic_and_read(void **state)
+{
+	char *d = tmp_dir(), *p = fs_join(d, "f");
+	struct buf b = BUF_INIT(100);
+
+	assert_int_equal(fs_write_atomic(p, "one", 3, 0600), 0);
+	assert_int_equal(fs_write_atomic(p, "two!", 4, 0600), 0);
+	assert_int_equal(fs_read_file(&b, p, 100), 0);
+	assert_string_equal(buf_str(&b), "two!");
+	buf_reset(&b);
+	assert_int_equal(fs_read_file(&b, p, 3), ERR_LIMIT);
+	fs_rm_rf(d);
+	buf_release(&b);
+	free(p);
+	free(d);
+}
+
+static void test_fsutil__rel_is_safe(void **state)
+{
+	assert_true(fs_rel_is_safe("a/b.c"));
+	assert_true(fs_rel_is_safe("a..b/c"));
+	assert_false(fs_rel_is_safe("/etc/passwd"));
+	assert_false(fs_rel_is_safe("../x"));
+	assert_false(fs_rel_is_safe("a/../../x"));
+	assert_false(fs_rel_is_safe("a/.."));
+	assert_false(fs_rel_is_safe(""));
+}
+
+static void test_fsutil__tree_digest_follows_content(void **state)
+{
+	char *a = tmp_dir(), *b = tmp_dir(), *sub;
+	digest_hex da, db;
+
+	write_file(a, "x.c", "int x;");
+	sub = fs_join(a, "dir");
+	mkdir(sub, 0755);
+	write_file(sub, "y.c", "int y;");
+	assert_int_equal(fs_rm_rf(b), 0);
+	assert_int_equal(fs_copy_tree(a, b), 0);
+	assert_int_equal(tree_digest(&da, a, 0, 0), 0);
+	assert_int_equal(tree_digest(&db, b, 0, 0), 0);
+	assert_string_equal(da.hex, db.hex); /* a copy has the same digest */
+	write_file(b, "x.c", "int x; ");
+	assert_int_equal(tree_digest(&db, b, 0, 0), 0);
+	assert_string_not_equal(da.hex, db.hex);
+	assert_int_equal(tree_digest(&db, a, 1, 0), ERR_LIMIT);
+	fs_rm_rf(a);
+	fs_rm_rf(b);
+	free(sub);
+	free(a);
+	free(b);
+}
+
+static void test_cas__put_verify_and_detect_corruption(void **state)
+{
+	char *d = tmp_dir(), *p;
+	digest_hex h, h2;
+	uint64_t size = 0;
+	cas *c = NULL;
+	FILE *f;
+
+	assert_int_equal(cas_open(&c, d), 0);
+	assert_int_equal(cas_put_buf(c, &h, "hello", 5), 0);
+	assert_string_equal(h.hex, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+	assert_int_equal(cas_put_buf(c, &h2, "hello", 5), 0); /* putting twice is fine */
+	assert_true(cas_has(c, h.hex));
+	assert_int_equal(cas_verify(c, h.hex, &size), 0);
+	assert_int_equal(size, 5);
+	p = cas_path(c, h.hex);
+	chmod(p, 0644);
+	f = fopen(p, "w");
+	fputs("jello", f);
+	fclose(f);
+	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_CORRUPT);
+	assert_false(cas_has(c, h.hex)); /* moved aside */
+	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_NOTFOUND);
+	assert_int_equal(cas_verify(c, "../../etc/passwd", NULL), ERR_INVALID);
+	cas_free(c);
+	fs_rm_rf(d);
+	free(p);
+	free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fsutil__write_atomic_and_read),
+		cmocka_unit_test(test_fsutil__rel_is_safe),
+		cmocka_unit_test(test_fsutil__tree_digest_follows_content),
+		cmocka_unit_test(test_cas__put_verify_and_detect_corruption),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
