@@ -99,8 +99,9 @@ int main(int argc, char **argv)
 		inside += x * x + y * y < RADIUS_SQ;
 	}
 
-	/* pi ~= 4 * inside / n, printed by long division so no floating point
-	 * (and no printf rounding differences) touches the result. */
+	/* pi ~= 4 * inside / n, printed by long division (12 decimals,
+	 * truncated) so no floating point, and no printf rounding, touches the
+	 * result. */
 	uint64_t num = inside * 4; /* inside <= n <= 2^59: no overflow */
 	char digits[16];
 	uint64_t rem = num % n;
