@@ -18,6 +18,14 @@
 #include "fsutil.h"
 #include "recipe.h"
 #include "source.h"
+#include "tree.h"
+
+#ifndef DISPATCH_SDK_SOURCE_DIR
+#define DISPATCH_SDK_SOURCE_DIR "sdk"
+#endif
+#ifndef DISPATCH_INSTALLED_SDK_DIR
+#define DISPATCH_INSTALLED_SDK_DIR "/usr/local/share/dispatch/sdk"
+#endif
 
 #define CACHE_FORMAT "dispatch-build-1"
 #define LOG_TAIL_BYTES 3000
@@ -41,6 +49,8 @@ struct run {
 	cas *store;
 	struct source_ctx sctx;
 	char *cache_dir, *keys_dir, *logs_dir, *work_base;
+	const char *sdk_dir;  /* NULL when not installed */
+	digest_hex sdk_id;
 	uid_t uid;
 	gid_t gid;
 	size_t next;          /* next result to build, under lock */
@@ -70,6 +80,18 @@ const char *builder_default_cache_dir(void)
 	else
 		snprintf(path, sizeof(path), "%s/.cache/dispatch", home && *home ? home : "/tmp");
 	return path;
+}
+
+const char *builder_default_sdk_dir(void)
+{
+	const char *env = getenv("DISPATCH_SDK");
+	struct stat st;
+
+	if (env && *env)
+		return env;
+	if (stat(DISPATCH_SDK_SOURCE_DIR "/dispatch.c", &st) == 0)
+		return DISPATCH_SDK_SOURCE_DIR;
+	return DISPATCH_INSTALLED_SDK_DIR;
 }
 
 const char *build_state_name(enum build_state s)
@@ -136,7 +158,7 @@ static char *key_path(const struct run *run, const char *key)
 	return p;
 }
 
-static void compute_key(struct build_result *res, const digest_hex *source_id)
+static void compute_key(struct build_result *res, const digest_hex *source_id, const digest_hex *sdk_id)
 {
 	digest_ctx *d = digest_new();
 
@@ -148,6 +170,8 @@ static void compute_key(struct build_result *res, const digest_hex *source_id)
 	digest_update_str(d, res->tc->file_digest.hex);
 	digest_update_str(d, res->tc->identity.hex);
 	digest_update_str(d, res->level->name);
+	if (res->object->sdk)
+		digest_update_str(d, sdk_id->hex);
 	digest_final(d, &res->key);
 }
 
@@ -271,7 +295,7 @@ static int build_one(struct run *run, struct build_result *res, char **failure)
 		goto fail;
 	struct recipe_ctx rc = {
 		.obj = res->object, .tc = res->tc, .lvl = res->level, .src_dir = src,
-		.work_dir = work, .log_path = log_path, .timeout_s = run->o->timeout_s ? run->o->timeout_s : 600,
+		.work_dir = work, .log_path = log_path, .sdk_dir = run->sdk_dir, .timeout_s = run->o->timeout_s ? run->o->timeout_s : 600,
 		.uid = run->uid, .gid = run->gid,
 	};
 	if ((r = recipe_build(&exe, &rc)) < 0 ||
@@ -444,12 +468,14 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 			res->tc = targets[j].tc;
 			res->level = targets[j].lvl;
 			toolchain_target_name(res->target, sizeof(res->target), res->tc, res->level);
-			if (!res->tc->available)
+			if (obj->sdk && !run->sdk_dir)
+				finish(run, res, BUILD_FAILED, "the object SDK is not installed (see DISPATCH_SDK)");
+			else if (!res->tc->available)
 				finish(run, res, BUILD_FAILED, res->tc->why ? res->tc->why : "toolchain unavailable");
 			else if (os->identified < 0)
 				finish(run, res, BUILD_FAILED, os->error);
 			else {
-				compute_key(res, &os->source_id);
+				compute_key(res, &os->source_id, &run->sdk_id);
 				if (cache_lookup(run, res))
 					finish(run, res, BUILD_CACHED, NULL);
 			}
@@ -493,6 +519,9 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 	    (r = setup_user(&run)) < 0)
 		goto out;
 	run.sctx.store = run.store;
+	run.sdk_dir = o->sdk_dir ? o->sdk_dir : builder_default_sdk_dir();
+	if (tree_digest(&run.sdk_id, run.sdk_dir, 1000, 16 << 20) < 0)
+		run.sdk_dir = NULL; /* objects that ask for it fail with a clear message */
 	/* Build trees live under TMPDIR, where an unprivileged build user can reach them. */
 	if ((r = fs_mkdtemp(&run.work_base, tmp && *tmp ? tmp : "/tmp", "dispatch-build")) < 0)
 		goto out;

@@ -53,6 +53,7 @@ struct builder_opts {
 	int jobs;                     /* default: the number of CPUs */
 	unsigned timeout_s;           /* per (object, target); default 600 */
 	const char *build_user;       /* user compilers run as when root; default "nobody" */
+	const char *sdk_dir;          /* the object SDK's sources; default builder_default_sdk_dir() */
 	builder_progress_fn progress;
 	void *progress_data;
 };
@@ -69,6 +70,9 @@ void build_report_free(struct build_report *rep);
 const char *builder_default_cache_dir(void);
 
 const char *build_state_name(enum build_state s);
+
+/* $DISPATCH_SDK, else the source tree's sdk/, else the installed copy. */
+const char *builder_default_sdk_dir(void);
 
 /* Opens the artifact store of a cache directory. */
 int builder_open_store(cas **out, const char *cache_dir);

@@ -436,7 +436,7 @@ int manifest_name_is_valid(const char *name)
 static int parse_object(struct manifest_object *o, const json_t *v, const char *path, const char *base)
 {
 	static const char *const keys[] = { "name", "source", "build", "entry", "args", "instances",
-					    "state", "targets", NULL };
+					    "state", "targets", "sdk", NULL };
 	json_t *canon = NULL;
 	int r;
 
@@ -452,7 +452,8 @@ static int parse_object(struct manifest_object *o, const json_t *v, const char *
 	    (r = get_string(&o->entry, v, "entry", path, 0)) < 0 ||
 	    (r = get_vec(&o->args, v, "args", path, 0, 0, VEC_ANY)) < 0 ||
 	    (r = get_int(&o->instances, v, "instances", path, 1, MANIFEST_MAX_INSTANCES, 1)) < 0 ||
-	    (r = get_vec(&o->targets, v, "targets", path, 0, 1, VEC_ANY)) < 0)
+	    (r = get_vec(&o->targets, v, "targets", path, 0, 1, VEC_ANY)) < 0 ||
+	    (r = get_bool(&o->sdk, v, "sdk", path, 0)) < 0)
 		return r;
 	if (o->entry && !manifest_name_is_valid(o->entry))
 		return err_set(ERR_INVALID, "%s.entry: '%s' is not a valid file name", path, o->entry);
@@ -473,7 +474,7 @@ static int parse_object(struct manifest_object *o, const json_t *v, const char *
 	if (o->state && !json_is_object(o->state))
 		return err_set(ERR_INVALID, "%s.state: expected an object, got %s", path, type_name(o->state));
 	/* What determines the build: the build section and the entry name. */
-	canon = json_pack("{sOss}", "build", json_object_get(v, "build"), "entry", o->entry);
+	canon = json_pack("{sOsssb}", "build", json_object_get(v, "build"), "entry", o->entry, "sdk", o->sdk);
 	o->build_json = canon ? json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(canon);
 	return o->build_json ? 0 : err_set(ERR_NOMEM, "out of memory");

@@ -52,6 +52,7 @@ struct manifest_object {
 	int instances;
 	json_t *state;     /* borrowed from the manifest's document, or NULL */
 	char **targets;    /* "*", "isa" or "isa:level" */
+	int sdk;           /* link the object SDK (sdk/dispatch.h) */
 	char *build_json;  /* canonical JSON of what determines the build */
 };
 

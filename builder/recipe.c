@@ -119,8 +119,13 @@ static int make_env(struct strv *env, const struct recipe_ctx *c)
 	    (r = strv_addf(env, "DISPATCH_LEVEL=%s", c->lvl->name)) < 0 ||
 	    (r = strv_addf(env, "DISPATCH_TRIPLE=%s", c->tc->triple)) < 0)
 		goto out;
-	if (c->obj->build.static_link)
-		r = strv_add(env, "LDFLAGS=-static");
+	if (c->obj->build.static_link && (r = strv_add(env, "LDFLAGS=-static")) < 0)
+		goto out;
+	if (c->obj->sdk && c->sdk_dir &&
+	    ((r = strv_addf(env, "DISPATCH_SDK_DIR=%s", c->sdk_dir)) < 0 ||
+	     (r = strv_addf(env, "DISPATCH_SDK_CFLAGS=-I%s", c->sdk_dir)) < 0 ||
+	     (r = strv_addf(env, "DISPATCH_SDK_SRC=%s/dispatch.c", c->sdk_dir)) < 0))
+		goto out;
 out:
 	free(ar);
 	free(ranlib);
@@ -209,6 +214,12 @@ static int build_c(char **exe, const struct recipe_ctx *c, struct strv *env)
 		r = strv_addf(&argv, "-I%s/%s", c->src_dir, *i);
 	for (char **d = b->defines; r == 0 && *d; d++)
 		r = strv_addf(&argv, "-D%s", *d);
+	if (r == 0 && c->obj->sdk) {
+		if (!c->sdk_dir)
+			r = err_set(ERR_NOTFOUND, "the object SDK is not installed");
+		else if ((r = strv_addf(&argv, "-I%s", c->sdk_dir)) == 0)
+			r = strv_addf(&argv, "%s/dispatch.c", c->sdk_dir);
+	}
 	if (r < 0 || (r = add_sources(&argv, c)) < 0 || (r = strv_add(&argv, "-o")) < 0 ||
 	    (r = strv_add(&argv, out)) < 0)
 		goto out;

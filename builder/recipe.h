@@ -14,6 +14,7 @@ struct recipe_ctx {
 	const char *src_dir;   /* the materialized source tree; never written */
 	const char *work_dir;  /* this build's own writable directory */
 	const char *log_path;  /* every step's output is appended here */
+	const char *sdk_dir;   /* the object SDK's sources, when the object links it */
 	unsigned timeout_s;
 	uid_t uid;             /* when not 0, steps run as uid/gid */
 	gid_t gid;
@@ -22,7 +23,8 @@ struct recipe_ctx {
 /*
  * Runs the recipe's steps, each in a sandboxed child (see proc.h) with
  * the toolchain in CC, AR, RANLIB, STRIP, and the target in DISPATCH_ISA,
- * DISPATCH_LEVEL, DISPATCH_TRIPLE. On success *exe is the path of the
+ * DISPATCH_LEVEL, DISPATCH_TRIPLE; with the SDK, DISPATCH_SDK_DIR,
+ * DISPATCH_SDK_CFLAGS and DISPATCH_SDK_SRC (the c recipe adds them itself). On success *exe is the path of the
  * built executable (new string). On failure the message names the step.
  */
 int recipe_build(char **exe, const struct recipe_ctx *c);

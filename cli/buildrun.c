@@ -20,6 +20,7 @@ int buildrun_parse(struct build_cmdline *cl, int argc, char **argv, const char *
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "toolchains", required_argument, NULL, 'C' },
+		{ "build-user", required_argument, NULL, 'U' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -46,6 +47,7 @@ int buildrun_parse(struct build_cmdline *cl, int argc, char **argv, const char *
 			break;
 		case 'c': cl->opts.cache_dir = optarg; break;
 		case 'C': cl->opts.toolchains_dir = optarg; break;
+		case 'U': cl->opts.build_user = optarg; break;
 		case 'j':
 			if ((v = cli_parse_count(optarg, 256)) < 0) {
 				cli_error("--jobs: '%s' is not a number from 1 to 256", optarg);

@@ -23,6 +23,7 @@ static const char usage[] =
 	"  -j, --jobs N         compilers run at once (default: CPUs)\n"
 	"      --timeout S      time limit of one (object, target) build (default 600)\n"
 	"      --toolchains DIR target descriptions (default: the installed ones)\n"
+	"      --build-user U   when root, run compilers as U (default: nobody)\n"
 	"      --json           print a JSON array, one element per (object, target)\n"
 	"  -q, --quiet          print failures only\n"
 	"\n"
