@@ -232,9 +232,17 @@ has_cpu_flags() {
 	done
 }
 
-# x86_64 micro-architecture levels this CPU runs (psABI's definitions).
+# x86_64 micro-architecture levels this CPU runs. glibc's loader knows best
+# (it asks CPUID: some hypervisors leave flags such as "abm" out of
+# /proc/cpuinfo although the CPU has them); else /proc/cpuinfo's flags
+# against the psABI's definitions.
 x86_levels_supported() {
+	local ldso=/lib64/ld-linux-x86-64.so.2 help
 	echo baseline
+	if [ -x "$ldso" ] && help=$("$ldso" --help 2>/dev/null) && grep -q 'x86-64-v2 (' <<<"$help"; then
+		grep -o 'x86-64-v[234] (supported' <<<"$help" | sed 's/x86-64-\(v[234]\).*/\1/' | sort
+		return 0
+	fi
 	has_cpu_flags cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3 || return 0
 	echo v2
 	has_cpu_flags avx avx2 bmi1 bmi2 f16c fma abm movbe xsave || return 0

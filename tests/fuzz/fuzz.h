@@ -36,4 +36,16 @@ static inline _Noreturn void fuzz_fail_at(const char *file, int line, const char
 	abort();
 }
 
+/*
+ * With FUZZ_VERBOSE set in the environment, prints each input's outcome:
+ * "ok" or the error message. For reading a corpus, not for fuzzing.
+ */
+#define fuzz_report(r) do { \
+	static int verbose_ = -1; \
+	if (verbose_ < 0) \
+		verbose_ = getenv("FUZZ_VERBOSE") != NULL; \
+	if (verbose_) \
+		fprintf(stderr, "  -> %s\n", (r) < 0 ? err_msg() : "ok"); \
+} while (0)
+
 #endif

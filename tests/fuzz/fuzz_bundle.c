@@ -298,6 +298,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r < 0 && !err_msg()[0])
 		fuzz_fail("error %d without a message", r);
 
+	fuzz_report(r);
 	check_sandbox();
 	destfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (destfd < 0)

@@ -160,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	err_clear();
 	r = manifest_load_string(&m, (const char *)data, size, BASE_DIR, WHAT);
+	fuzz_report(r);
 	if (r < 0) {
 		if (r != ERR_INVALID && r != ERR_LIMIT && r != ERR_NOMEM)
 			fuzz_fail("unexpected error code %d (%s): %s", r, err_name(r), err_msg());

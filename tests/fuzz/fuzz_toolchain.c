@@ -138,6 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	err_clear();
 	r = toolchain_set_load(&s, dir);
+	fuzz_report(r);
 	if (r < 0) {
 		if (r != ERR_INVALID && r != ERR_LIMIT && r != ERR_NOMEM)
 			fuzz_fail("unexpected error %d: %s", r, err_msg());

@@ -4,6 +4,10 @@
 Run once by hand when seeds change; the output is committed. Every seed is
 deterministic (times, owners 0) and under 8 KiB. Needs the zstd program.
 
+fuzz_bundle extracts with strip = size % 3, so each seed is padded with
+trailing NUL bytes, which every reader here ignores, to the strip it wants:
+0 unless the seed's name says otherwise.
+
     tests/fuzz/make_bundle_seeds.py [OUT_DIR]
 """
 import bz2
@@ -48,6 +52,10 @@ def tar_raw_size(name, claimed, data):
     """A ustar header claiming `claimed` bytes, followed by only `data`."""
     ti, _ = member(name, size=claimed)
     return ti.tobuf(tarfile.USTAR_FORMAT) + data.ljust((len(data) + 511) // 512 * 512, b"\0")
+
+
+def pad(data, strip):
+    return data + b"\0" * ((strip - len(data)) % 3)
 
 
 def zstd(data):
@@ -120,8 +128,9 @@ def main():
         "ok.tar.gz": gz(good_tar),
         "ok.tar.zst": zstd(good_tar),
         "ok.tar.xz": lzma.compress(good_tar, preset=9),
-        "ok.tar.bz2": bz2.compress(good_tar),
-        "ok-gnu.tar": tar(good, tarfile.GNU_FORMAT),
+        "ok-gnu-strip1.tar": pad(tar(good, tarfile.GNU_FORMAT), 1),
+        "ok-strip1.tar.bz2": pad(bz2.compress(good_tar), 1),
+        "ok-strip2.tar.gz": pad(gz(good_tar), 2),  # pkg/bin/up -> ../README now leaves
         "ok-ustar.tar": tar(good[:5], tarfile.USTAR_FORMAT),
         "ok.zip": zip_archive(zip_good),
         "ok.cpio": cpio([("pkg", 0o40755, b""), ("pkg/README", 0o100644, b"hello\n"),
@@ -170,6 +179,8 @@ def main():
     }
     total = 0
     for name, data in sorted(seeds.items()):
+        if "strip" not in name:
+            data = pad(data, 0)
         if len(data) >= SEED_MAX:
             sys.exit("seed %s is %d bytes, over %d" % (name, len(data), SEED_MAX))
         with open(os.path.join(out_dir, name), "wb") as f:
