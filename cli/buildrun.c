@@ -116,7 +116,7 @@ int buildrun_execute(struct manifest **m, struct build_report **rep, struct buil
 json_t *buildrun_result_json(const struct build_result *r)
 {
 	int ok = r->state == BUILD_BUILT || r->state == BUILD_CACHED;
-	json_t *o = json_pack("{sssssssssbsfsI}", "object", r->object->name, "target", r->target,
+	json_t *o = json_pack("{sssssssssssbsfsI}", "object", r->object->name, "target", r->target,
 			      "isa", r->tc->isa, "level", r->level->name, "status", ok ? "ok" : "failed",
 			      "cached", r->state == BUILD_CACHED, "seconds", r->seconds,
 			      "size", (json_int_t)r->size);

@@ -1,0 +1,51 @@
+/* core.c - the shared context's small helpers. */
+#include "core.h"
+
+#include <sys/random.h>
+#include <sys/types.h>
+#include <time.h>
+
+void core_lock(struct core *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void core_unlock(struct core *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+double core_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void core_history(struct core *c, int64_t instance, const char *event, int64_t node, const char *isa,
+		  const char *detail)
+{
+	store_run(c->db, NULL, "INSERT INTO history(instance, time, event, node, isa, detail) VALUES(?, ?, ?, ?, ?, ?)",
+		  "idsiss", instance, core_now(), event, node, isa, detail);
+}
+
+int core_token(char out[65])
+{
+	static const char hx[] = "0123456789abcdef";
+	unsigned char raw[32];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0)
+			return -1;
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hx[raw[i] >> 4];
+		out[2 * i + 1] = hx[raw[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
+}

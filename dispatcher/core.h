@@ -1,0 +1,52 @@
+/* core.h - the dispatcher's shared context: store, CAS, settings and the core lock. */
+#ifndef DISPATCH_CORE_H
+#define DISPATCH_CORE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cas.h"
+#include "store.h"
+
+struct waiter;
+
+/*
+ * One per process. Everything below `lock` is guarded by it: the HTTP
+ * thread, the build thread and the timer thread take it for each
+ * transition and never hold it across I/O to other machines or a build.
+ */
+struct core {
+	char *state_dir;
+	char *cache_dir;      /* the builder's cache; its CAS holds every blob */
+	char *jobs_dir;
+	char *logs_dir;
+	char *toolchains_dir; /* NULL: the default */
+	char operator_hash[65];
+	char join_hash[65];
+	double heartbeat_s;
+	double ttl_s;
+	int build_jobs;
+
+	pthread_mutex_t lock;
+	pthread_cond_t build_cond;
+	store *db;
+	cas *blobs;
+	struct waiter *waiters; /* suspended long polls, by node */
+	int build_wanted;       /* a job needs (more) builds */
+	int stopping;
+};
+
+void core_lock(struct core *c);
+void core_unlock(struct core *c);
+
+/* Seconds since the epoch, with sub-second precision. */
+double core_now(void);
+
+/* Appends to an instance's history (inside the caller's transaction). */
+void core_history(struct core *c, int64_t instance, const char *event, int64_t node, const char *isa,
+		  const char *detail);
+
+/* Writes 64 hex characters of fresh randomness (a token) into out[65]. */
+int core_token(char out[65]);
+
+#endif

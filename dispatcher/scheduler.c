@@ -1,0 +1,489 @@
+/* scheduler.c - placement, messages, instance events and node liveness. */
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digest.h"
+#include "error.h"
+#include "fsutil.h"
+#include "http.h"
+#include "log.h"
+
+#define LOG_MAX (1u << 20)
+#define EXIT_CHECKPOINTED 85
+
+int sched_send(struct core *c, int64_t node, json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	int r;
+
+	if (!text)
+		return err_set(ERR_NOMEM, "out of memory");
+	r = store_run(c->db, NULL, "INSERT INTO messages(node, body, created) VALUES(?, ?, ?)", "isd", node, text,
+		      core_now());
+	free(text);
+	if (r == 0)
+		http_resume_node(c, node);
+	return r;
+}
+
+const char *sched_best_level(const char *levels_json, json_t *built)
+{
+	json_t *levels = json_loads(levels_json, 0, NULL);
+	const char *best = NULL;
+	size_t i;
+	json_t *l;
+
+	/* The node lists its levels best last; take the best one that was built. */
+	json_array_foreach(levels, i, l) {
+		size_t j;
+		json_t *b;
+		json_array_foreach(built, j, b)
+			if (json_is_string(l) && !strcmp(json_string_value(l), json_string_value(json_object_get(b, "level"))))
+				best = json_string_value(json_object_get(b, "level"));
+	}
+	json_decref(levels);
+	return best; /* borrowed from built */
+}
+
+/* Sends the start message of an instance placed on node (inside a transaction). */
+static int start_instance(struct core *c, json_t *inst, json_t *node, const char *level, const char *artifact)
+{
+	int64_t id = json_integer_value(json_object_get(inst, "id"));
+	int64_t nid = json_integer_value(json_object_get(node, "id"));
+	int64_t gen = json_integer_value(json_object_get(inst, "generation")) + 1;
+	const char *isa = json_string_value(json_object_get(node, "isa"));
+	json_t *obj_args = json_object_get(inst, "args");
+	char iid[32], detail[160];
+	json_t *msg;
+	int r;
+
+	snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
+	msg = json_pack("{sssssIsssssOsOsI}", "type", "start", "instance", iid, "generation", (json_int_t)gen,
+			"artifact", artifact, "entry", json_string_value(json_object_get(inst, "entry")),
+			"args", obj_args ? obj_args : json_array(), "state", json_object_get(inst, "state_digest"),
+			"fork_index", json_integer_value(json_object_get(inst, "fork_index")));
+	if (!msg)
+		return err_set(ERR_NOMEM, "out of memory");
+	json_object_set_new(msg, "limits", json_pack("{sisisi}", "cpu_s", 0, "memory", 0, "wall_s", 0));
+	if ((r = store_run(c->db, NULL,
+			   "UPDATE instances SET state = 'starting', node = ?, isa = ?, level = ?, generation = ?, "
+			   "hold = 0 WHERE id = ?",
+			   "issii", nid, isa, level, gen, id)) < 0 ||
+	    (r = sched_send(c, nid, msg)) < 0)
+		goto out;
+	snprintf(detail, sizeof(detail), "generation %lld, %s:%s", (long long)gen, isa, level);
+	core_history(c, id, "placed", nid, isa, detail);
+out:
+	json_decref(msg);
+	return r;
+}
+
+/* The nodes that can take work, least loaded (running per core) first. */
+static json_t *free_nodes(struct core *c)
+{
+	json_t *nodes = NULL;
+
+	store_rows(c->db, &nodes,
+		   "SELECT n.id, n.isa, n.levels, n.cores, "
+		   " (SELECT COUNT(*) FROM instances i WHERE i.node = n.id AND i.state IN ('starting', 'running')) "
+		   "   AS running "
+		   "FROM nodes n WHERE n.state = 'up' "
+		   "ORDER BY CAST(running AS REAL) / MAX(n.cores, 1), n.load, n.id", NULL);
+	return nodes;
+}
+
+void sched_pass(struct core *c)
+{
+	json_t *pending = NULL, *nodes = NULL, *inst;
+	size_t i;
+
+	if (store_rows(c->db, &pending,
+		       "SELECT i.id, i.job, i.object, i.generation, i.fork_index, i.state_digest, i.want_node, "
+		       "       i.want_isa FROM instances i JOIN jobs j ON j.id = i.job "
+		       "WHERE i.state = 'pending' AND i.hold = 0 ORDER BY i.id", NULL) < 0)
+		return;
+	if (json_array_size(pending) == 0 || !(nodes = free_nodes(c)))
+		goto out;
+	if (store_begin(c->db) < 0)
+		goto out;
+	json_array_foreach(pending, i, inst) {
+		int64_t job = json_integer_value(json_object_get(inst, "job"));
+		const char *object = json_string_value(json_object_get(inst, "object"));
+		int64_t want_node = json_integer_value(json_object_get(inst, "want_node"));
+		const char *want_isa = json_string_value(json_object_get(inst, "want_isa"));
+		json_t *chosen = NULL, *built = NULL, *meta = NULL, *node;
+		const char *level = NULL;
+		size_t j;
+
+		json_array_foreach(nodes, j, node) {
+			const char *isa = json_string_value(json_object_get(node, "isa"));
+			int64_t running = json_integer_value(json_object_get(node, "running"));
+			if (running >= json_integer_value(json_object_get(node, "cores")))
+				continue;
+			if (want_node && json_integer_value(json_object_get(node, "id")) != want_node)
+				continue;
+			if (want_isa && strcmp(want_isa, isa))
+				continue;
+			json_decref(built);
+			built = NULL;
+			store_rows(c->db, &built,
+				   "SELECT level, digest FROM builds WHERE job = ? AND object = ? AND isa = ? "
+				   "AND status = 'ok'", "iss", job, object, isa);
+			level = sched_best_level(json_string_value(json_object_get(node, "levels")), built);
+			if (level) {
+				chosen = node;
+				break;
+			}
+		}
+		if (chosen) {
+			const char *artifact = NULL;
+			size_t k;
+			json_t *b;
+			json_array_foreach(built, k, b)
+				if (!strcmp(json_string_value(json_object_get(b, "level")), level))
+					artifact = json_string_value(json_object_get(b, "digest"));
+			store_row(c->db, &meta, "SELECT entry, args FROM objects WHERE job = ? AND name = ?",
+				  "is", job, object);
+			if (meta) {
+				json_object_set_new(inst, "entry", json_incref(json_object_get(meta, "entry")));
+				json_object_set_new(inst, "args", json_loads(json_string_value(json_object_get(meta, "args")), 0, NULL));
+			}
+			if (!artifact || start_instance(c, inst, chosen, level, artifact) < 0)
+				log_warn("cannot start instance i-%lld: %s", (long long)json_integer_value(json_object_get(inst, "id")),
+					 artifact ? err_msg() : "no artifact");
+			else
+				json_object_set_new(chosen, "running",
+						    json_integer(json_integer_value(json_object_get(chosen, "running")) + 1));
+		}
+		json_decref(meta);
+		json_decref(built);
+	}
+	if (store_commit(c->db) < 0)
+		store_rollback(c->db);
+out:
+	json_decref(pending);
+	json_decref(nodes);
+}
+
+static void append_log(struct core *c, int64_t id, const char *text)
+{
+	char name[64];
+	char *path;
+	FILE *f;
+	long size;
+
+	snprintf(name, sizeof(name), "i-%lld.log", (long long)id);
+	path = fs_join(c->logs_dir, name);
+	f = path ? fopen(path, "ae") : NULL;
+	free(path);
+	if (!f)
+		return;
+	size = ftell(f);
+	if (size >= 0 && (unsigned long)size < LOG_MAX) {
+		size_t n = strlen(text);
+		if (n > LOG_MAX - (unsigned long)size) {
+			n = LOG_MAX - (unsigned long)size;
+			fwrite(text, 1, n, f);
+			fputs("\n[log truncated at 1 MiB]\n", f);
+		} else {
+			fwrite(text, 1, n, f);
+		}
+	}
+	fclose(f);
+}
+
+static int parse_id(const char *s, char prefix, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || s[0] != prefix || s[1] != '-')
+		return -1;
+	v = strtoll(s + 2, &end, 10);
+	if (*end || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One event; returns 0 or an HTTP status for a bad event. */
+static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char *err, size_t errlen)
+{
+	int64_t id = json_integer_value(json_object_get(inst, "id"));
+	int64_t node = json_integer_value(json_object_get(inst, "node"));
+	const char *isa = json_string_value(json_object_get(inst, "isa"));
+	const char *kind = json_string_value(json_object_get(ev, "kind"));
+	const char *state = json_string_value(json_object_get(inst, "state"));
+	double now = core_now();
+
+	if (!kind) {
+		snprintf(err, errlen, "events[]: \"kind\" must be a string");
+		return 400;
+	}
+	if (!strcmp(kind, "running")) {
+		if (!strcmp(state, "starting")) {
+			store_run(c->db, NULL, "UPDATE instances SET state = 'running', started = COALESCE(started, ?) "
+				  "WHERE id = ?", "di", now, id);
+			core_history(c, id, "running", node, isa, NULL);
+		}
+	} else if (!strcmp(kind, "progress")) {
+		json_t *v = json_object_get(ev, "value");
+		if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+			snprintf(err, errlen, "events[]: progress \"value\" must be a number from 0 to 1");
+			return 400;
+		}
+		store_run(c->db, NULL, "UPDATE instances SET progress = ?, state = CASE state WHEN 'starting' "
+			  "THEN 'running' ELSE state END WHERE id = ?", "di", json_number_value(v), id);
+	} else if (!strcmp(kind, "log")) {
+		const char *text = json_string_value(json_object_get(ev, "text"));
+		if (!text) {
+			snprintf(err, errlen, "events[]: log \"text\" must be a string");
+			return 400;
+		}
+		append_log(c, id, text);
+	} else if (!strcmp(kind, "checkpoint") || !strcmp(kind, "exit")) {
+		json_t *sd = json_object_get(ev, "state");
+		const char *digest = json_string_value(sd);
+		if (sd && !json_is_null(sd) && (!digest_is_valid(digest) || !cas_has(c->blobs, digest))) {
+			snprintf(err, errlen, "events[]: state '%.70s' is not an uploaded blob", digest ? digest : "?");
+			return 400;
+		}
+		if (!strcmp(kind, "checkpoint")) {
+			if (!digest) {
+				snprintf(err, errlen, "events[]: checkpoint needs \"state\"");
+				return 400;
+			}
+			store_run(c->db, NULL, "UPDATE instances SET state_digest = ? WHERE id = ?", "si", digest, id);
+			core_history(c, id, "checkpoint", node, isa, digest);
+			return 0;
+		}
+		json_t *codev = json_object_get(ev, "code");
+		int64_t code = json_integer_value(codev);
+		int64_t sig = json_integer_value(json_object_get(ev, "signal"));
+		const char *why = json_string_value(json_object_get(ev, "error"));
+		char detail[200];
+		if (!json_is_integer(codev)) {
+			snprintf(err, errlen, "events[]: exit \"code\" must be an integer");
+			return 400;
+		}
+		if (code == 0 && !sig) {
+			store_run(c->db, NULL, "UPDATE instances SET state = 'done', progress = 1, exit_code = 0, "
+				  "result_digest = ?, finished = ? WHERE id = ?", "sdi", digest, now, id);
+			core_history(c, id, "done", node, isa, digest);
+		} else if (code == EXIT_CHECKPOINTED && !sig && digest) {
+			int64_t hold = json_integer_value(json_object_get(inst, "hold"));
+			store_run(c->db, NULL, "UPDATE instances SET state = ?, state_digest = ?, node = NULL "
+				  "WHERE id = ?", "ssi", hold ? "checkpointed" : "pending", digest, id);
+			core_history(c, id, "checkpointed", node, isa, digest);
+		} else if (!strcmp(state, "cancelled")) {
+			core_history(c, id, "stopped", node, isa, "cancelled");
+		} else {
+			if (sig)
+				snprintf(detail, sizeof(detail), "killed by signal %lld%s%s", (long long)sig,
+					 why ? ": " : "", why ? why : "");
+			else
+				snprintf(detail, sizeof(detail), "exit %lld%s%s", (long long)code, why ? ": " : "",
+					 why ? why : "");
+			store_run(c->db, NULL, "UPDATE instances SET state = 'failed', exit_code = ?, error = ?, "
+				  "finished = ? WHERE id = ?", "isdi", code, detail, now, id);
+			core_history(c, id, "failed", node, isa, detail);
+		}
+	} else {
+		snprintf(err, errlen, "events[]: unknown kind '%.40s'", kind);
+		return 400;
+	}
+	return 0;
+}
+
+unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *err, size_t errlen)
+{
+	const char *iid = json_string_value(json_object_get(body, "instance"));
+	json_t *gen = json_object_get(body, "generation"), *events = json_object_get(body, "events");
+	json_t *inst = NULL, *ev;
+	unsigned status = 200;
+	int64_t id = 0;
+	size_t i;
+
+	if (parse_id(iid, 'i', &id) < 0 || !json_is_integer(gen) || !json_is_array(events)) {
+		snprintf(err, errlen, "body: needs \"instance\" (i-N), \"generation\" (integer) and \"events\" (array)");
+		return 400;
+	}
+	if (json_array_size(events) > 1000) {
+		snprintf(err, errlen, "events: at most 1000 in one request");
+		return 413;
+	}
+	if (store_row(c->db, &inst, "SELECT * FROM instances WHERE id = ?", "i", id) < 0) {
+		snprintf(err, errlen, "instance '%s' not found", iid);
+		return 404;
+	}
+	/* Only the node running the current generation may report on it. */
+	if (json_integer_value(json_object_get(inst, "generation")) != json_integer_value(gen) ||
+	    json_integer_value(json_object_get(inst, "node")) != node) {
+		snprintf(err, errlen, "stale generation %lld of '%s' (current: %lld)", (long long)json_integer_value(gen),
+			 iid, (long long)json_integer_value(json_object_get(inst, "generation")));
+		json_decref(inst);
+		return 409;
+	}
+	if (store_begin(c->db) < 0) {
+		json_decref(inst);
+		snprintf(err, errlen, "store unavailable");
+		return 500;
+	}
+	json_array_foreach(events, i, ev) {
+		if (!json_is_object(ev)) {
+			snprintf(err, errlen, "events[%zu]: expected an object", i);
+			status = 400;
+			break;
+		}
+		if ((status = apply_event(c, inst, ev, err, errlen)) != 0)
+			break;
+		status = 200;
+		/* Later events in the batch see the state the earlier ones made. */
+		json_decref(inst);
+		inst = NULL;
+		store_row(c->db, &inst, "SELECT * FROM instances WHERE id = ?", "i", id);
+		if (!inst)
+			break;
+	}
+	if (status == 200 && store_commit(c->db) == 0) {
+		sched_job_state(c, store_int(c->db, 0, "SELECT job FROM instances WHERE id = ?", "i", id));
+		sched_pass(c);
+	} else {
+		store_rollback(c->db);
+	}
+	json_decref(inst);
+	return status;
+}
+
+void sched_reconcile(struct core *c, int64_t node, const json_t *running, int joined)
+{
+	json_t *mine = NULL, *r, *m;
+	size_t i, j;
+
+	/* Stop what the agent runs that the store says it should not. */
+	json_array_foreach(running, i, r) {
+		int64_t id = 0, gen = json_integer_value(json_object_get(r, "generation"));
+		const char *iid = json_string_value(json_object_get(r, "instance"));
+		int64_t cur_node, cur_gen;
+		if (parse_id(iid, 'i', &id) < 0)
+			continue;
+		cur_node = store_int(c->db, 0, "SELECT node FROM instances WHERE id = ? AND state IN "
+				     "('starting', 'running')", "i", id);
+		cur_gen = store_int(c->db, -1, "SELECT generation FROM instances WHERE id = ?", "i", id);
+		if (cur_node != node || cur_gen != gen) {
+			json_t *msg = json_pack("{sssssIss}", "type", "stop", "instance", iid, "generation",
+						(json_int_t)gen, "mode", "kill");
+			sched_send(c, node, msg);
+			json_decref(msg);
+		}
+	}
+	if (!joined)
+		return;
+	/* After a (re)join, what the agent no longer runs continues elsewhere. */
+	if (store_rows(c->db, &mine, "SELECT id, generation, isa FROM instances WHERE node = ? AND state = "
+		       "'running'", "i", node) < 0)
+		return;
+	store_begin(c->db);
+	json_array_foreach(mine, i, m) {
+		int64_t id = json_integer_value(json_object_get(m, "id"));
+		int found = 0;
+		char iid[32];
+		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
+		json_array_foreach(running, j, r)
+			found |= !strcmp(json_string_value(json_object_get(r, "instance")) ?: "", iid);
+		if (!found) {
+			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
+			core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")),
+				     "the agent restarted without it; continuing from the last checkpoint");
+		}
+	}
+	store_commit(c->db);
+	json_decref(mine);
+}
+
+void sched_check_nodes(struct core *c, double now)
+{
+	json_t *lost = NULL, *n, *insts = NULL, *in;
+	size_t i, j;
+
+	if (store_rows(c->db, &lost, "SELECT id, name FROM nodes WHERE state = 'up' AND last_seen < ?", "d",
+		       now - c->ttl_s) < 0 || json_array_size(lost) == 0)
+		goto out;
+	store_begin(c->db);
+	json_array_foreach(lost, i, n) {
+		int64_t id = json_integer_value(json_object_get(n, "id"));
+		log_warn("node n-%lld ('%s') sent no heartbeat for %.0f s: declared lost", (long long)id,
+			 json_string_value(json_object_get(n, "name")), c->ttl_s);
+		store_run(c->db, NULL, "UPDATE nodes SET state = 'lost' WHERE id = ?", "i", id);
+		json_decref(insts);
+		insts = NULL;
+		store_rows(c->db, &insts, "SELECT id, isa FROM instances WHERE node = ? AND state IN ('starting', "
+			   "'running')", "i", id);
+		json_array_foreach(insts, j, in) {
+			int64_t iid = json_integer_value(json_object_get(in, "id"));
+			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i",
+				  iid);
+			core_history(c, iid, "lost", id, json_string_value(json_object_get(in, "isa")),
+				     "node lost; continuing from the last checkpoint");
+		}
+	}
+	store_commit(c->db);
+	sched_pass(c);
+out:
+	json_decref(insts);
+	json_decref(lost);
+}
+
+void sched_job_state(struct core *c, int64_t job)
+{
+	int64_t total = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ?", "i", job);
+	int64_t done = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state = 'done'", "i", job);
+	int64_t failed = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state = 'failed'", "i", job);
+	int64_t active = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state IN "
+				   "('pending', 'starting', 'running', 'checkpointed')", "i", job);
+	const char *state = NULL;
+
+	if (store_int(c->db, 0, "SELECT COUNT(*) FROM jobs WHERE id = ? AND state = 'cancelled'", "i", job))
+		return;
+	if (total > 0 && done == total)
+		state = "done";
+	else if (failed > 0 && active == 0)
+		state = "failed";
+	if (state)
+		store_run(c->db, NULL, "UPDATE jobs SET state = ? WHERE id = ?", "si", state, job);
+}
+
+int sched_cancel_job(struct core *c, int64_t job)
+{
+	json_t *active = NULL, *in;
+	size_t i;
+	int r;
+
+	if ((r = store_rows(c->db, &active, "SELECT id, node, generation, isa, state FROM instances WHERE job = ? "
+			    "AND state IN ('pending', 'starting', 'running', 'checkpointed')", "i", job)) < 0)
+		return r;
+	store_begin(c->db);
+	json_array_foreach(active, i, in) {
+		int64_t id = json_integer_value(json_object_get(in, "id"));
+		int64_t node = json_integer_value(json_object_get(in, "node"));
+		const char *st = json_string_value(json_object_get(in, "state"));
+		char iid[32];
+		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
+		if (node && (!strcmp(st, "starting") || !strcmp(st, "running"))) {
+			json_t *msg = json_pack("{sssssIss}", "type", "stop", "instance", iid, "generation",
+						json_integer_value(json_object_get(in, "generation")), "mode", "kill");
+			sched_send(c, node, msg);
+			json_decref(msg);
+		}
+		store_run(c->db, NULL, "UPDATE instances SET state = 'cancelled', finished = ? WHERE id = ?", "di",
+			  core_now(), id);
+		core_history(c, id, "cancelled", node, json_string_value(json_object_get(in, "isa")), NULL);
+	}
+	store_run(c->db, NULL, "UPDATE jobs SET state = 'cancelled' WHERE id = ?", "i", job);
+	r = store_commit(c->db);
+	json_decref(active);
+	return r;
+}
