@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Every dispatchd endpoint answers bad requests with a 4xx and a message, and survives.
+
+Starts a real dispatchd on loopback with a fresh state directory, then sends
+malformed JSON, wrong types, oversized bodies, unknown ids, wrong methods and
+missing or wrong credentials to each endpoint of docs/api.md.
+"""
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+DISPATCHD = os.environ["DISPATCHD"]
+failures = []
+
+
+def start(state):
+    proc = subprocess.Popen([DISPATCHD, "--state-dir", state, "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(os.path.dirname(state), "dispatchd.log"), "w"))
+    for _ in range(100):
+        if os.path.exists(os.path.join(state, "dispatchd.url")):
+            break
+        time.sleep(0.05)
+    url = open(os.path.join(state, "dispatchd.url")).read().strip()
+    host, port = url.split("//")[1].rsplit(":", 1)
+    return proc, host, int(port)
+
+
+def request(conn_args, method, path, body=None, token=None, headers=None):
+    conn = http.client.HTTPConnection(*conn_args, timeout=30)
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    conn.request(method, path, body=body, headers=h)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def check(name, conn_args, method, path, want, body=None, token=None, headers=None):
+    status, data = request(conn_args, method, path, body, token, headers)
+    ok = status == want
+    msg = ""
+    if 400 <= status < 500:
+        try:
+            msg = json.loads(data)["error"]
+            ok = ok and isinstance(msg, str) and len(msg) > 5
+        except (ValueError, KeyError, TypeError):
+            ok = False
+            msg = "(no JSON error message: %r)" % data[:80]
+    print("%s %-58s %s %s -> %d %s" % ("PASS" if ok else "FAIL", name, method, path, status, msg[:90]))
+    if not ok:
+        failures.append(name)
+    return data
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="api-errors.", dir=os.environ.get("TMPDIR"))
+    state = os.path.join(work, "state")
+    proc, host, port = start(state)
+    c = (host, port)
+    op = open(os.path.join(state, "operator.token")).read().strip()
+    join = open(os.path.join(state, "join.token")).read().strip()
+    try:
+        # Credentials: none, wrong, and the wrong kind for the endpoint.
+        for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/j-1"),
+                             ("POST", "/v1/jobs/j-1/cancel"), ("GET", "/v1/instances/i-1"),
+                             ("GET", "/v1/instances/i-1/logs"), ("GET", "/v1/instances/i-1/result"),
+                             ("GET", "/v1/nodes"), ("POST", "/v1/agent/join"), ("GET", "/v1/agent/messages"),
+                             ("POST", "/v1/agent/heartbeat"), ("POST", "/v1/agent/events"),
+                             ("GET", "/v1/blobs/" + "0" * 64), ("PUT", "/v1/blobs/" + "0" * 64)]:
+            check("no credentials", c, method, path, 401)
+            check("wrong token", c, method, path, 401, token="x" * 64)
+            check("malformed authorization header", c, method, path, 401, headers={"Authorization": "Basic abc"})
+        check("join token cannot list jobs", c, "GET", "/v1/jobs", 401, token=join)
+        check("operator cannot poll as a node", c, "GET", "/v1/agent/messages", 401, token=op)
+        check("operator cannot join", c, "POST", "/v1/agent/join", 401, token=op, body={})
+
+        # Routing.
+        check("unknown path", c, "GET", "/v1/nope", 404, token=op)
+        check("unknown path outside /v1", c, "GET", "/", 404, token=op)
+        check("wrong method", c, "DELETE", "/v1/jobs", 405, token=op)
+
+        # Unknown ids.
+        for path in ["/v1/jobs/j-999", "/v1/jobs/x", "/v1/jobs/j-", "/v1/jobs/j-1x", "/v1/instances/i-42",
+                     "/v1/instances/j-1", "/v1/instances/i-42/logs", "/v1/instances/i-42/result"]:
+            check("unknown id", c, "GET", path, 404, token=op)
+        check("cancel unknown job", c, "POST", "/v1/jobs/j-77/cancel", 404, token=op)
+        check("unknown blob", c, "GET", "/v1/blobs/" + "a" * 64, 404, token=op)
+        check("blob name not a digest", c, "GET", "/v1/blobs/..%2F..%2Fetc%2Fpasswd", 404, token=op)
+
+        # Job bundles.
+        check("job: empty body", c, "POST", "/v1/jobs", 400, body=b"", token=op)
+        check("job: garbage body", c, "POST", "/v1/jobs", 400, body=os.urandom(4096), token=op)
+        check("job: JSON instead of a bundle", c, "POST", "/v1/jobs", 400, body={"manifest": 1}, token=op)
+
+        # Joining.
+        check("join: malformed JSON", c, "POST", "/v1/agent/join", 400, body=b"{\"name\": ", token=join)
+        check("join: not an object", c, "POST", "/v1/agent/join", 400, body=[1, 2], token=join)
+        check("join: missing fields", c, "POST", "/v1/agent/join", 400, body={}, token=join)
+        good = {"name": "n", "isa": "x86_64", "levels": ["baseline"], "cores": 1, "memory": 1}
+        for key, bad in [("name", 5), ("isa", "x86 64"), ("levels", "baseline"), ("levels", []), ("levels", [1]),
+                         ("cores", "2"), ("cores", 0), ("memory", -1), ("running", {})]:
+            body = dict(good)
+            body[key] = bad
+            check("join: %s=%r" % (key, bad), c, "POST", "/v1/agent/join", 400, body=body, token=join)
+        check("join: duplicate keys", c, "POST", "/v1/agent/join", 400,
+              body=b'{"name": "a", "name": "b", "isa": "x86_64", "levels": ["baseline"], "cores": 1, "memory": 1}',
+              token=join)
+        check("join: oversized body", c, "POST", "/v1/agent/join", 413, body=b"[" + b"1," * (600 * 1024) + b"1]",
+              token=join)
+        data = check("join: a good one", c, "POST", "/v1/agent/join", 200, body=good, token=join)
+        node = json.loads(data)["token"]
+
+        # Node endpoints.
+        check("messages: negative after", c, "GET", "/v1/agent/messages?after=-1", 400, token=node)
+        check("messages: nothing waiting, no wait", c, "GET", "/v1/agent/messages?after=0", 200, token=node)
+        check("heartbeat: wrong types", c, "POST", "/v1/agent/heartbeat", 400, body={"running": 3}, token=node)
+        check("heartbeat: malformed JSON", c, "POST", "/v1/agent/heartbeat", 400, body=b"nope", token=node)
+        check("events: missing fields", c, "POST", "/v1/agent/events", 400, body={}, token=node)
+        check("events: bad instance id", c, "POST", "/v1/agent/events", 400,
+              body={"instance": "x", "generation": 1, "events": []}, token=node)
+        check("events: unknown instance", c, "POST", "/v1/agent/events", 404,
+              body={"instance": "i-9", "generation": 1, "events": []}, token=node)
+        check("events: events not an array", c, "POST", "/v1/agent/events", 400,
+              body={"instance": "i-9", "generation": 1, "events": {}}, token=node)
+        check("events: too many", c, "POST", "/v1/agent/events", 413,
+              body={"instance": "i-9", "generation": 1, "events": [{}] * 1001}, token=node)
+
+        # Blobs.
+        check("put blob: digest mismatch", c, "PUT", "/v1/blobs/" + "0" * 64, 400, body=b"hello", token=node)
+        check("put blob: not a digest", c, "PUT", "/v1/blobs/abc", 400, body=b"hello", token=node)
+        digest = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        check("put blob: good", c, "PUT", "/v1/blobs/" + digest, 201, body=b"hello", token=node)
+        check("put blob: again", c, "PUT", "/v1/blobs/" + digest, 200, body=b"hello", token=node)
+        got = check("get blob", c, "GET", "/v1/blobs/" + digest, 200, token=op)
+        if got != b"hello":
+            failures.append("get blob content")
+
+        # Still alive, still answering.
+        check("still serving", c, "GET", "/v1/jobs", 200, token=op)
+        if proc.poll() is not None:
+            failures.append("dispatchd exited with %s" % proc.returncode)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("FAILED: %d checks: %s" % (len(failures), ", ".join(sorted(set(failures)))))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
