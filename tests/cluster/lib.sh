@@ -1,0 +1,86 @@
+# lib.sh - a real cluster on one machine: dispatchd and agents, each in its own
+# network namespace, joined by a bridge; addresses from 198.18.0.0/15 only.
+#
+#   . tests/cluster/lib.sh
+#   net_init                     # bridge + a /24 of 198.18.0.0/15 for this run
+#   net_host disp 1              # namespace "<prefix>-disp" at 198.18.N.1
+#   net_exec disp CMD...         # run in it
+#   net_link disp down|up        # cut or heal its link
+#   net_cleanup                  # kill everything, delete namespaces and bridge
+#
+# Needs root (ip netns). Every name is prefixed with a per-run id so that runs
+# can overlap.
+
+net_id=${NET_ID:-$(( ($$ % 200) + 20 ))}
+net_prefix="dsp$net_id"
+net_subnet="198.18.$net_id"
+net_hosts=()
+
+net_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "SKIP: network namespaces need root"
+		exit 77
+	fi
+}
+
+net_switch="$net_prefix-switch"
+
+net_init() {
+	net_require_root
+	ip netns add "$net_switch"
+	ip -n "$net_switch" link add br0 type bridge
+	ip -n "$net_switch" link set br0 up
+	ip link add "${net_prefix}h" type veth peer name host netns "$net_switch"
+	ip -n "$net_switch" link set host master br0 up
+	ip addr add "$net_subnet.254/24" dev "${net_prefix}h"
+	ip link set "${net_prefix}h" up
+}
+
+# net_host NAME OCTET: a namespace with eth0 at 198.18.<id>.<OCTET>.
+net_host() {
+	local name=$1 octet=$2 ns="$net_prefix-$1"
+	ip netns add "$ns"
+	ip -n "$net_switch" link add "v$octet" type veth peer name eth0 netns "$ns"
+	ip -n "$net_switch" link set "v$octet" master br0 up
+	ip -n "$ns" addr add "$net_subnet.$octet/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" link set lo up
+	net_hosts+=("$name:$octet")
+}
+
+net_addr() {
+	local h
+	for h in "${net_hosts[@]}"; do
+		[ "${h%%:*}" = "$1" ] && { echo "$net_subnet.${h##*:}"; return; }
+	done
+	return 1
+}
+
+net_exec() {
+	local ns="$net_prefix-$1"
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# net_link NAME up|down: the bridge side of the host's link.
+net_link() {
+	local h
+	for h in "${net_hosts[@]}"; do
+		[ "${h%%:*}" = "$1" ] && ip -n "$net_switch" link set "v${h##*:}" "$2"
+	done
+}
+
+net_cleanup() {
+	local h ns
+	for h in "${net_hosts[@]}"; do
+		ns="$net_prefix-${h%%:*}"
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+	done
+	sleep 0.2
+	for h in "${net_hosts[@]}"; do
+		ip netns del "$net_prefix-${h%%:*}" 2>/dev/null || true
+	done
+	ip link del "${net_prefix}h" 2>/dev/null || true
+	ip netns del "$net_switch" 2>/dev/null || true
+	net_hosts=()
+}
