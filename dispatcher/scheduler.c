@@ -118,25 +118,34 @@ void sched_pass(struct core *c)
 		const char *level = NULL;
 		size_t j;
 
+		/* The least loaded eligible node (running per core), first in id order on ties. */
+		double best_ratio = 1e300;
 		json_array_foreach(nodes, j, node) {
 			const char *isa = json_string_value(json_object_get(node, "isa"));
 			int64_t running = json_integer_value(json_object_get(node, "running"));
-			if (running >= json_integer_value(json_object_get(node, "cores")))
+			int64_t cores = json_integer_value(json_object_get(node, "cores"));
+			double ratio = (double)running / (double)(cores > 0 ? cores : 1);
+			json_t *nb = NULL;
+			const char *lv;
+			if (running >= cores || ratio >= best_ratio)
 				continue;
 			if (want_node && json_integer_value(json_object_get(node, "id")) != want_node)
 				continue;
 			if (want_isa && strcmp(want_isa, isa))
 				continue;
-			json_decref(built);
-			built = NULL;
-			store_rows(c->db, &built,
+			store_rows(c->db, &nb,
 				   "SELECT level, digest FROM builds WHERE job = ? AND object = ? AND isa = ? "
 				   "AND status = 'ok'", "iss", job, object, isa);
-			level = sched_best_level(json_string_value(json_object_get(node, "levels")), built);
-			if (level) {
-				chosen = node;
-				break;
+			lv = sched_best_level(json_string_value(json_object_get(node, "levels")), nb);
+			if (!lv) {
+				json_decref(nb);
+				continue;
 			}
+			json_decref(built);
+			built = nb;
+			level = lv;
+			chosen = node;
+			best_ratio = ratio;
 		}
 		if (chosen) {
 			const char *artifact = NULL;

@@ -1,0 +1,173 @@
+/* test_scheduler.c - placement, generations and lost nodes on a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core.h"
+#include "fsutil.h"
+#include "scheduler.h"
+#include "store.h"
+
+struct fixture {
+	struct core c;
+	char *dir;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+	char *db;
+
+	assert_int_equal(fs_mkdtemp(&f->dir, tmp ? tmp : "/tmp", "test-sched"), 0);
+	db = fs_join(f->dir, "db");
+	assert_int_equal(store_open(&f->c.db, db), 0);
+	f->c.logs_dir = f->dir;
+	f->c.ttl_s = 20;
+	pthread_mutex_init(&f->c.lock, NULL);
+	free(db);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_free(f->c.db);
+	fs_rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void add_node(struct core *c, const char *isa, const char *levels, int cores)
+{
+	char hash[32];
+	static int n;
+
+	snprintf(hash, sizeof(hash), "hash%d", ++n);
+	assert_int_equal(store_run(c->db, NULL, "INSERT INTO nodes(name, token_hash, isa, levels, cores, memory, state, "
+				   "last_seen, joined) VALUES(?, ?, ?, ?, ?, 0, 'up', ?, ?)", "ssssidd", isa, hash, isa,
+				   levels, (int64_t)cores, core_now(), core_now()), 0);
+}
+
+/* A job with one object of n instances, built for the given targets ("isa:level" ...). */
+static void add_job(struct core *c, int n, const char *const *targets)
+{
+	assert_int_equal(store_run(c->db, NULL, "INSERT INTO jobs(id, name, dir, state, created) VALUES(1, 'j', '/', "
+				   "'running', 0)", NULL), 0);
+	assert_int_equal(store_run(c->db, NULL, "INSERT INTO objects(job, name, entry, args) VALUES(1, 'o', 'o', '[]')",
+				   NULL), 0);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(store_run(c->db, NULL, "INSERT INTO instances(job, object, idx, state, created) "
+					   "VALUES(1, 'o', ?, 'pending', 0)", "i", (int64_t)i), 0);
+	for (; *targets; targets++) {
+		char isa[32];
+		const char *colon = strchr(*targets, ':');
+		snprintf(isa, sizeof(isa), "%.*s", (int)(colon - *targets), *targets);
+		assert_int_equal(store_run(c->db, NULL, "INSERT INTO builds(job, object, target, isa, level, status, digest) "
+					   "VALUES(1, 'o', ?, ?, ?, 'ok', ?)", "ssss", *targets, isa, colon + 1,
+					   "0000000000000000000000000000000000000000000000000000000000000000"), 0);
+	}
+}
+
+static int64_t count(struct core *c, const char *sql)
+{
+	return store_int(c->db, -1, sql, NULL);
+}
+
+static void test_scheduler__spreads_over_idle_nodes_first(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", "x86_64:v3", "aarch64:armv8-a", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\",\"v2\",\"v3\"]", 2);
+	add_node(&f->c, "aarch64", "[\"armv8-a\"]", 2);
+	add_job(&f->c, 2, t);
+	sched_pass(&f->c);
+	/* Two instances, two idle nodes: one each, not both on the first. */
+	assert_int_equal(count(&f->c, "SELECT COUNT(DISTINCT node) FROM instances WHERE state = 'starting'"), 2);
+	/* The x86_64 node runs its best built level. */
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE isa = 'x86_64' AND level = 'v3'"), 1);
+	assert_int_equal(count(&f->c, "SELECT MIN(generation) FROM instances"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 2);
+}
+
+static void test_scheduler__respects_slots_and_isas(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_node(&f->c, "s390x", "[\"z196\"]", 4); /* nothing built for it */
+	add_job(&f->c, 5, t);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE isa = 's390x'"), 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'pending'"), 3);
+}
+
+static void test_scheduler__stale_generation_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	char err[256];
+	json_t *ev;
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_job(&f->c, 1, t);
+	sched_pass(&f->c);
+	ev = json_pack("{sssis[{sssi}]}", "instance", "i-1", "generation", 0, "events", "kind", "exit", "code", 0);
+	assert_int_equal(sched_events(&f->c, 1, ev, err, sizeof(err)), 409);
+	assert_non_null(strstr(err, "stale generation"));
+	json_decref(ev);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'done'"), 0);
+	ev = json_pack("{sssis[{sssi}]}", "instance", "i-1", "generation", 1, "events", "kind", "exit", "code", 0);
+	assert_int_equal(sched_events(&f->c, 1, ev, err, sizeof(err)), 200);
+	json_decref(ev);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'done'"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 1);
+}
+
+static void test_scheduler__lost_node_continues_elsewhere(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	char err[256];
+	json_t *ev;
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_job(&f->c, 1, t);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT node FROM instances"), 1);
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	/* Node 1 goes quiet; node 2 keeps heartbeating. */
+	store_run(f->c.db, NULL, "UPDATE nodes SET last_seen = 0 WHERE id = 1", NULL);
+	sched_check_nodes(&f->c, core_now());
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM nodes WHERE state = 'lost'"), 1);
+	assert_int_equal(count(&f->c, "SELECT node FROM instances"), 2);
+	assert_int_equal(count(&f->c, "SELECT generation FROM instances"), 2);
+	/* The old node comes back with the old generation's result: refused. */
+	ev = json_pack("{sssis[{sssi}]}", "instance", "i-1", "generation", 1, "events", "kind", "exit", "code", 0);
+	assert_int_equal(sched_events(&f->c, 1, ev, err, sizeof(err)), 409);
+	json_decref(ev);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'done'"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_scheduler__spreads_over_idle_nodes_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__respects_slots_and_isas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
