@@ -134,7 +134,7 @@ static void notify(struct run *run, const struct build_result *changed)
 }
 
 /* Records the outcome of one result; called with run->lock held. */
-static void finish(struct run *run, struct build_result *res, enum build_state st, const char *msg)
+static void settle(struct run *run, struct build_result *res, enum build_state st, const char *msg)
 {
 	res->state = st;
 	if (msg && !res->message)
@@ -145,6 +145,11 @@ static void finish(struct run *run, struct build_result *res, enum build_state s
 		run->rep->cached++;
 	else if (st == BUILD_FAILED)
 		run->rep->failed++;
+}
+
+static void finish(struct run *run, struct build_result *res, enum build_state st, const char *msg)
+{
+	settle(run, res, st, msg);
 	notify(run, res);
 }
 
@@ -240,9 +245,14 @@ static int prepare_source(struct run *run, size_t obj_index, const char **src)
 	if (os->materialized == 0) {
 		char *dir = NULL;
 		os->materialized = -1;
+		/*
+		 * The pristine tree stays owned by us and only readable to the
+		 * build user: concurrent builds of other targets read it, so
+		 * one build must not be able to change what another compiles.
+		 */
 		if ((r = fs_mkdtemp(&dir, run->work_base, obj->name)) == 0 &&
 		    (r = source_materialize(&run->sctx, &obj->source, dir)) == 0 &&
-		    (!run->uid || (r = fs_chown_tree(dir, run->uid, run->gid)) == 0))
+		    (r = chmod(dir, 0755) == 0 ? 0 : err_errno(ERR_IO, errno, "cannot open up '%s'", dir)) == 0)
 			os->materialized = 1;
 		if (r < 0)
 			os->error = strdup(err_msg());
@@ -316,8 +326,13 @@ static int build_one(struct run *run, struct build_result *res, char **failure)
 		goto fail;
 	res->path = cas_path(run->store, res->artifact.hex);
 	goto out;
-fail:
-	*failure = log_path ? log_tail(log_path, err_msg()) : strdup(err_msg());
+fail: {
+	/* log_tail() may record errors of its own: keep this one first. */
+	char *why = strdup(err_msg());
+	*failure = log_path && why ? log_tail(log_path, why) : why;
+	if (*failure != why)
+		free(why);
+	}
 	/* Keep the whole log of a failure where the user can read it. */
 	if (log_path && fs_mkdir_p(run->logs_dir, 0755) == 0) {
 		char name[128];
@@ -469,18 +484,22 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 			res->level = targets[j].lvl;
 			toolchain_target_name(res->target, sizeof(res->target), res->tc, res->level);
 			if (obj->sdk && !run->sdk_dir)
-				finish(run, res, BUILD_FAILED, "the object SDK is not installed (see DISPATCH_SDK)");
+				settle(run, res, BUILD_FAILED, "the object SDK is not installed (see DISPATCH_SDK)");
 			else if (!res->tc->available)
-				finish(run, res, BUILD_FAILED, res->tc->why ? res->tc->why : "toolchain unavailable");
+				settle(run, res, BUILD_FAILED, res->tc->why ? res->tc->why : "toolchain unavailable");
 			else if (os->identified < 0)
-				finish(run, res, BUILD_FAILED, os->error);
+				settle(run, res, BUILD_FAILED, os->error);
 			else {
 				compute_key(res, &os->source_id, &run->sdk_id);
 				if (cache_lookup(run, res))
-					finish(run, res, BUILD_CACHED, NULL);
+					settle(run, res, BUILD_CACHED, NULL);
 			}
 		}
 	}
+	/* Report what the plan decided only now that the total is known. */
+	for (size_t i = 0; i < rep->count; i++)
+		if (rep->results[i].state != BUILD_PENDING)
+			notify(run, &rep->results[i]);
 	return 0;
 }
 
@@ -525,7 +544,8 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 	/* Build trees live under TMPDIR, where an unprivileged build user can reach them. */
 	if ((r = fs_mkdtemp(&run.work_base, tmp && *tmp ? tmp : "/tmp", "dispatch-build")) < 0)
 		goto out;
-	chmod(run.work_base, 0755);
+	/* Build users may enter their own directories but not list their neighbours'. */
+	chmod(run.work_base, 0711);
 	if ((r = toolchain_set_load(&set, o->toolchains_dir ? o->toolchains_dir : toolchain_default_dir())) < 0 ||
 	    (r = select_targets(&targets, &ntargets, set, o, run.cache_dir)) < 0)
 		goto out;

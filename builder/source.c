@@ -251,7 +251,8 @@ static int fetch_archive(const struct source_ctx *ctx, const struct manifest_sou
 	digest_hex got;
 	int r;
 
-	if (cas_has(ctx->store, s->sha256))
+	/* A stored copy that no longer matches is moved aside by cas_verify and fetched again. */
+	if (cas_has(ctx->store, s->sha256) && cas_verify(ctx->store, s->sha256, NULL) == 0)
 		return 0;
 	if (!strncmp(s->archive, "http://", 7) || !strncmp(s->archive, "https://", 8)) {
 		if ((tmp = fs_join(cas_tmpdir(ctx->store), "download-XXXXXX")) == NULL)

@@ -44,8 +44,8 @@ static int export(struct build_cmdline *cl)
 	int rc, failed = 0;
 
 	rc = buildrun_execute(&m, &rep, cl, cl->args[1]);
-	if (rc != EXIT_OK && rc != EXIT_FAIL)
-		goto out;
+	if (!rep || (rc != EXIT_OK && rc != EXIT_FAIL))
+		goto out; /* the manifest or the build could not even start: already reported */
 	if (builder_open_store(&store, cl->opts.cache_dir ? cl->opts.cache_dir : builder_default_cache_dir()) < 0 ||
 	    fs_mkdir_p(cl->out_dir, 0755) < 0) {
 		cli_error("%s", err_msg());

@@ -44,7 +44,7 @@ int cmd_build(int argc, char **argv)
 		return cli_usage(usage);
 	}
 	rc = buildrun_execute(&m, &rep, &cl, cl.args[0]);
-	if (rc == EXIT_OK || rc == EXIT_FAIL) {
+	if (rep && (rc == EXIT_OK || rc == EXIT_FAIL)) {
 		if (cl.json)
 			buildrun_print_json(rep, NULL);
 		else

@@ -83,6 +83,9 @@ void progress_update(void *data, const struct build_report *rep, const struct bu
 	struct progress *p = data;
 	size_t done = rep->built + rep->cached + rep->failed;
 
+	if (changed && (changed->state == BUILD_BUILT || changed->state == BUILD_CACHED ||
+			changed->state == BUILD_FAILED))
+		done = ++p->reported; /* the n-th result reported, whatever order they settle in */
 	if (p->tty) {
 		if (changed && changed->state == BUILD_FAILED) {
 			clear_block(p);

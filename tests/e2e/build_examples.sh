@@ -4,6 +4,7 @@
 # word size of its target, and every object computes the same result on every
 # ISA. Then non-baseline levels of the native ISA (those this CPU runs) and
 # of aarch64 (qemu emulates them all) build and give the same results.
+set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -23,10 +24,9 @@ declare -A expect=(
 # The objects and their arguments, from the manifest.
 mapfile -t objects < <(jpy "$manifest" "[o['name'] for o in d['objects']]")
 [ "${#objects[@]}" -gt 0 ] || die "the example manifest has no objects"
-declare -A args entry
+declare -A args
 for o in "${objects[@]}"; do
 	args[$o]=$(jpy "$manifest" "' '.join(next(x for x in d['objects'] if x['name'] == '$o').get('args', []))")
-	entry[$o]=$(jpy "$manifest" "next(x for x in d['objects'] if x['name'] == '$o').get('entry', '$o')")
 done
 
 # The available targets, by dispatch's own account.

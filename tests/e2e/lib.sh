@@ -101,6 +101,7 @@ check_lt() {
 e2e_setup() {
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/e2e-$E2E_NAME.XXXXXX")
 	chmod 755 "$WORK"
+	# shellcheck disable=SC2034 # for the tests
 	CACHE=$WORK/cache
 	trap e2e_cleanup EXIT
 	[ -x "$DISPATCH" ] || die "DISPATCH='$DISPATCH' is not an executable (build first)"
@@ -142,6 +143,7 @@ d() {
 	t0=$(now)
 	RC=0
 	timeout -k 10 "${E2E_DISPATCH_TIMEOUT:-400}" "$DISPATCH" "$@" >"$prefix.out" 2>"$prefix.err" || RC=$?
+	# shellcheck disable=SC2034 # for the tests
 	SECS=$(elapsed "$t0")
 	if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
 		fail_ "dispatch $* did not finish in time"
