@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "error.h"
@@ -17,6 +18,14 @@ static const struct cli_command commands[] = {
 	{ "build", cmd_build, "build every object of a manifest for every target" },
 	{ "artifacts", cmd_artifacts, "export built executables into a directory" },
 	{ "toolchains", cmd_toolchains, "list the targets and whether their compilers are installed" },
+	{ "submit", cmd_submit, "send a manifest and its sources to the dispatcher as a job" },
+	{ "status", cmd_status, "show jobs, one job's builds and instances, or one instance" },
+	{ "nodes", cmd_nodes, "list the nodes of the cluster" },
+	{ "logs", cmd_logs, "print the output of an instance" },
+	{ "result", cmd_result, "print or download the final state of an instance" },
+	{ "cancel", cmd_cancel, "stop every unfinished instance of a job" },
+	{ "up", cmd_up, "start a local cluster: dispatchd, a native agent and emulated ones" },
+	{ "down", cmd_down, "stop the local cluster" },
 };
 
 static void print_help(FILE *f)
@@ -66,6 +75,118 @@ const char *cli_bytes(char *buf, size_t len, unsigned long long n)
 	else
 		snprintf(buf, len, "%llu B", n);
 	return buf;
+}
+
+int cli_remote_option(struct cli_remote *r, int c, const char *usage, int json_ok)
+{
+	switch (c) {
+	case CLI_OPT_URL: r->url = optarg; return 1;
+	case CLI_OPT_TOKEN: r->token = optarg; return 1;
+	case CLI_OPT_JSON:
+		if (!json_ok)
+			return 0;
+		r->json = 1;
+		return 1;
+	case CLI_OPT_HELP: fputs(usage, stdout); return -1;
+	default: return 0;
+	}
+}
+
+int cli_is_id(const char *s, char prefix)
+{
+	size_t n;
+
+	if (!s || s[0] != prefix || s[1] != '-')
+		return 0;
+	n = strspn(s + 2, "0123456789");
+	return n > 0 && n <= 19 && s[2 + n] == '\0';
+}
+
+void cli_print_json(const json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+}
+
+const char *cli_jstr(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : dflt;
+}
+
+/* Seconds since the epoch, or -1 when t is not a number. */
+static double epoch_s(const json_t *t)
+{
+	double v;
+
+	if (!json_is_number(t))
+		return -1;
+	v = json_number_value(t);
+	return v > 1e11 ? v / 1000 : v;
+}
+
+const char *cli_time(char *buf, size_t len, const json_t *t)
+{
+	double v = epoch_s(t);
+	time_t secs = (time_t)v;
+	struct tm tm;
+
+	if (json_is_string(t))
+		snprintf(buf, len, "%s", json_string_value(t));
+	else if (v < 0 || !localtime_r(&secs, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+const char *cli_ago(char *buf, size_t len, const json_t *t)
+{
+	double v = epoch_s(t), d = (double)time(NULL) - v;
+
+	if (v < 0 || d < -5 || d >= 86400)
+		return cli_time(buf, len, t);
+	if (d < 1)
+		snprintf(buf, len, "now");
+	else if (d < 120)
+		snprintf(buf, len, "%.0f s ago", d);
+	else if (d < 7200)
+		snprintf(buf, len, "%.0f min ago", d / 60);
+	else
+		snprintf(buf, len, "%.0f h ago", d / 3600);
+	return buf;
+}
+
+const char *cli_target(char *buf, size_t len, const json_t *obj)
+{
+	const char *isa = cli_jstr(obj, "isa", NULL), *level = cli_jstr(obj, "level", NULL);
+
+	if (isa && level)
+		snprintf(buf, len, "%s:%s", isa, level);
+	else
+		snprintf(buf, len, "%s", isa ? isa : "-");
+	return buf;
+}
+
+double cli_progress(const json_t *obj)
+{
+	const json_t *p = json_object_get(obj, "progress");
+	double v;
+
+	if (!json_is_number(p))
+		return -1;
+	v = json_number_value(p);
+	return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+long long cli_count(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_array(v))
+		return (long long)json_array_size(v);
+	return -1;
 }
 
 int main(int argc, char **argv)

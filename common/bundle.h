@@ -11,9 +11,12 @@
  * every extraction is bounded in total bytes, entry count and per-entry
  * size; a zero field means "use the default".
  */
+/* Entries deeper than this many directories are refused (ERR_LIMIT). */
+#define BUNDLE_MAX_DEPTH 128
+
 struct bundle_limits {
 	uint64_t max_total;      /* sum of entry sizes; default 1 GiB */
-	uint64_t max_entries;    /* default 100000 */
+	uint64_t max_entries;    /* default 100000; directories created on the way count */
 	uint64_t max_entry_size; /* default 512 MiB */
 };
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,48 +180,38 @@ int fs_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-static int rm_rf_at(int parent, const char *name)
-{
-	struct stat st;
-	DIR *d;
-	struct dirent *e;
-	int fd, r = 0;
+/*
+ * nftw() walks bottom-up with a bounded number of open descriptors, so a
+ * tree deeper than the descriptor limit is removed too; FTW_PHYS never
+ * follows a symlink out of the tree.
+ */
+static _Thread_local int rm_rf_error;
 
-	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot stat '%s'", name);
-	if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
-			return err_errno(ERR_IO, errno, "cannot remove '%s'", name);
-		return 0;
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DNR && chmod(path, 0700) == 0)
+		return fs_rm_rf(path) < 0 ? (rm_rf_error = ERR_IO, FTW_STOP) : FTW_CONTINUE;
+	if (remove(path) < 0 && errno != ENOENT) {
+		rm_rf_error = err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+		return FTW_STOP;
 	}
-	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		/* A directory we may not read: make it ours, then try again. */
-		if (errno == EACCES && fchmodat(parent, name, 0700, 0) == 0)
-			fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return err_errno(ERR_IO, errno, "cannot open '%s'", name);
-	}
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return err_errno(ERR_IO, errno, "cannot read '%s'", name);
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if ((r = rm_rf_at(dirfd(d), e->d_name)) < 0)
-			break;
-	}
-	closedir(d);
-	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		r = err_errno(ERR_IO, errno, "cannot remove '%s'", name);
-	return r;
+	return FTW_CONTINUE;
 }
 
 int fs_rm_rf(const char *path)
 {
-	return rm_rf_at(AT_FDCWD, path);
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot stat '%s'", path);
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) < 0 && errno != ENOENT ? err_errno(ERR_IO, errno, "cannot remove '%s'", path) : 0;
+	rm_rf_error = 0;
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL) < 0 && !rm_rf_error)
+		return err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+	return rm_rf_error;
 }
 
 int fs_copy_file(const char *from, const char *to)

@@ -262,9 +262,11 @@ static int open_body_file(struct core *c, struct ctx *x)
 
 static void consume(struct ctx *x, const char *data, size_t len)
 {
+	uint64_t max = x->route->body == BODY_NONE ? 65536 : x->route->body_max; /* ignored, but bounded */
+
 	if (x->too_large)
 		return;
-	if ((uint64_t)len > x->route->body_max - x->size) {
+	if ((uint64_t)len > max - x->size) {
 		x->too_large = 1;
 		return;
 	}
@@ -353,7 +355,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		x->req.resumed = 1;
 	} else if (x->too_large) {
 		http_reply_error(&x->req, 413, "request body larger than %llu bytes",
-				 (unsigned long long)x->route->body_max);
+				 (unsigned long long)(x->route->body == BODY_NONE ? 65536 : x->route->body_max));
 		return MHD_YES;
 	} else if (x->route->body == BODY_JSON) {
 		doc = json_loadb(buf_str(&x->body), x->body.len, JSON_REJECT_DUPLICATES, &jerr);

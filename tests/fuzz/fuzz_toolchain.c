@@ -46,10 +46,18 @@ static void dir_init(void)
 	atexit(dir_remove);
 }
 
-/* Replaces the one file of the set; no fsync, it is scratch. */
+/*
+ * Replaces the one file of the set. Unlinks rather than truncates: ext4
+ * flushes a file truncated and rewritten at close, which costs 90% of the
+ * speed.
+ */
 static void write_file(const uint8_t *data, size_t size)
 {
-	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd;
+
+	if (unlink(file) < 0 && errno != ENOENT)
+		fuzz_fail("cannot remove '%s': %s", file, strerror(errno));
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		fuzz_fail("cannot create '%s': %s", file, strerror(errno));

@@ -595,6 +595,45 @@ static void test_bundle__entry_count_limit(void **state)
 	assert_outside_clean(f);
 }
 
+/* Found by tests/fuzz: one deep entry made thousands of directories and an unremovable tree. */
+static void test_bundle__directories_made_on_the_way_count(void **state)
+{
+	struct fixture *f = *state;
+	struct bundle_limits lim = { .max_entries = 50 };
+	char path[1024];
+	struct maker m;
+
+	/* 10 entries, each 20 directories deep: 210 things created, not 10. */
+	maker_open(&m, MAKE_PAX);
+	for (int i = 0; i < 10; i++) {
+		size_t n = (size_t)snprintf(path, sizeof(path), "d%d", i);
+		for (int k = 0; k < 19; k++)
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "/a");
+		snprintf(path + n, sizeof(path) - n, "/f");
+		maker_file(&m, path, "x");
+	}
+	assert_int_equal(maker_extract(&m, f->dest, 0, &lim), ERR_LIMIT);
+	assert_msg_has("more than 50 entries");
+	assert_outside_clean(f);
+}
+
+static void test_bundle__depth_limit(void **state)
+{
+	struct fixture *f = *state;
+	char path[2048];
+	size_t n = 0;
+	struct maker m;
+
+	for (int k = 0; k < BUNDLE_MAX_DEPTH + 1; k++)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "%sa", k ? "/" : "");
+	maker_open(&m, MAKE_PAX);
+	maker_file(&m, path, "x");
+	assert_int_equal(maker_extract(&m, f->dest, 0, NULL), ERR_LIMIT);
+	assert_msg_has("deeper than");
+	assert_missing(f->dest, "a");
+	assert_outside_clean(f);
+}
+
 static void test_bundle__entry_size_limit(void **state)
 {
 	struct fixture *f = *state;
@@ -789,6 +828,8 @@ int main(void)
 		T(test_bundle__refuses_special_files),
 		T(test_bundle__entry_count_limit),
 		T(test_bundle__entry_size_limit),
+		T(test_bundle__directories_made_on_the_way_count),
+		T(test_bundle__depth_limit),
 		T(test_bundle__total_size_bomb),
 		T(test_bundle__total_size_sums_entries),
 		T(test_bundle__garbage_is_invalid),

@@ -1,0 +1,484 @@
+/* test_agent_run.c - objects (here /bin/sh scripts) started through the real launcher, dispatch-run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "bundle.h"
+#include "cpu.h"
+#include "error.h"
+#include "fsutil.h"
+#include "protocol.h"
+#include "run.h"
+
+#ifndef DISPATCH_RUN_PATH
+#error "DISPATCH_RUN_PATH names the dispatch-run executable"
+#endif
+
+struct fixture {
+	char *dir;	/* the test's directory, also WORK */
+	char *artifact; /* the bundle built by make_artifact() */
+	struct run_config cfg;
+	struct run_note notes[64];
+	size_t nnotes;
+};
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct passwd *pw;
+
+	assert_non_null(f);
+	assert_int_equal(fs_mkdtemp(&f->dir, tmp && *tmp ? tmp : "/tmp", "run"), 0);
+	assert_int_equal(chmod(f->dir, 0711), 0); /* the object's user passes through */
+	f->artifact = fs_join(f->dir, "artifact.tar.zst");
+	f->cfg = (struct run_config){.work_dir = f->dir,
+				     .launcher = DISPATCH_RUN_PATH,
+				     .isa = cpu_isa(),
+				     .no_net = 1,
+				     .fsize = 64u << 20,
+				     .nofile = 256,
+				     .stop_grace_s = 5};
+	if (geteuid() == 0 && (pw = getpwnam("nobody")) != NULL) {
+		f->cfg.drop = 1;
+		f->cfg.uid = pw->pw_uid;
+		f->cfg.gid = pw->pw_gid;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	fs_rm_rf(f->dir);
+	free(f->dir);
+	free(f->artifact);
+	free(f);
+	return 0;
+}
+
+/* Packs an artifact holding meta.json (for isa) and, unless script is NULL, bin/obj running it. */
+static void make_artifact(struct fixture *f, const char *isa, const char *script)
+{
+	char *src = fs_join(f->dir, "src"), *bin = fs_join(src, "bin"), *meta = fs_join(src, "meta.json");
+	char *exe = fs_join(bin, "obj"), text[256];
+	struct buf sh = BUF_INIT(1 << 20);
+
+	fs_rm_rf(src);
+	assert_int_equal(fs_mkdir_p(bin, 0755), 0);
+	snprintf(text, sizeof(text), "{\"object\": \"obj\", \"entry\": \"obj\", \"isa\": \"%s\"}", isa);
+	assert_int_equal(fs_write_atomic(meta, text, strlen(text), 0644), 0);
+	if (script) {
+		assert_int_equal(buf_printf(&sh, "#!/bin/sh\n%s\n", script), 0);
+		assert_int_equal(fs_write_atomic(exe, sh.data, sh.len, 0755), 0);
+	}
+	assert_int_equal(bundle_pack_dir(src, f->artifact), 0);
+	buf_release(&sh);
+	free(src);
+	free(bin);
+	free(meta);
+	free(exe);
+}
+
+static struct proto_msg start_msg(const char *instance, char **args, size_t nargs)
+{
+	struct proto_msg m = {
+	    .type = PROTO_START, .generation = 3, .fork_index = 2, .args = args, .nargs = nargs};
+
+	snprintf(m.instance, sizeof(m.instance), "%s", instance);
+	snprintf(m.entry, sizeof(m.entry), "obj");
+	return m;
+}
+
+/* Creates, unpacks and starts a run of script. */
+static run *start(struct fixture *f, const char *script)
+{
+	char *args[] = {"first arg", "second", NULL};
+	struct proto_msg m = start_msg("i-7", args, 2);
+	run *r = NULL;
+
+	make_artifact(f, cpu_isa(), script);
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	if (run_unpack(r, f->artifact, NULL) < 0 || run_start(r) < 0)
+		fail_msg("cannot start: %s", err_msg());
+	return r;
+}
+
+static void collect(void *ud, run *r, const struct run_note *note)
+{
+	struct fixture *f = ud;
+
+	(void)r;
+	if (f->nnotes < sizeof(f->notes) / sizeof(f->notes[0]))
+		f->notes[f->nnotes++] = *note;
+}
+
+/* Reads the progress channel until it ends or a note of kind arrives (kind 0: the end). */
+static void read_until(struct fixture *f, run *r, enum run_note_kind kind)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct pollfd p = {.fd = run_progress_fd(r), .events = POLLIN};
+		size_t before = f->nnotes;
+		if (p.fd < 0)
+			return;
+		poll(&p, 1, 100);
+		if (run_read_progress(r, collect, f) == 1)
+			return;
+		for (size_t k = before; kind && k < f->nnotes; k++)
+			if (f->notes[k].kind == kind)
+				return;
+	}
+	fail_msg("the progress channel stayed silent");
+}
+
+static void finish(run *r, struct run_exit *x)
+{
+	if (run_wait(r, x, 20000) < 0)
+		fail_msg("%s", err_msg());
+}
+
+/* The whole log (relaying it as the agent does). */
+static void read_log(run *r, struct buf *out)
+{
+	while (run_read_log(r, out, 65536, 1) > 0)
+		;
+}
+
+static void test_run__progress_lines_are_parsed(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	run *r =
+	    start(f, "echo 'progress 0.25' >&3\n"
+		     "echo '{}' > \"$DISPATCH_STATE_OUT/state.json\"\n"
+		     "echo 'checkpoint 1' >&3\n"
+		     "echo 'progress 7' >&3; echo 'hello there' >&3; printf 'progress 0.5' >&3; echo >&3\n"
+		     "head -c 5000 /dev/zero | tr '\\0' x >&3; echo >&3\n"
+		     "echo finished >&3");
+
+	read_until(f, r, 0);
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	assert_false(x.checkpointed);
+	assert_string_equal(x.error, "");
+	assert_int_equal(f->nnotes, 4);
+	assert_int_equal(f->notes[0].kind, RUN_NOTE_PROGRESS);
+	assert_true(f->notes[0].progress == 0.25);
+	assert_int_equal(f->notes[1].kind, RUN_NOTE_CHECKPOINT);
+	assert_int_equal(f->notes[1].checkpoint, 1);
+	assert_int_equal(f->notes[2].kind, RUN_NOTE_PROGRESS);
+	assert_true(f->notes[2].progress == 0.5);
+	assert_int_equal(f->notes[3].kind, RUN_NOTE_FINISHED);
+	run_free(r);
+}
+
+static void test_run__parse_line(void **state)
+{
+	struct run_note n;
+
+	(void)state;
+	assert_int_equal(run_parse_line(&n, "progress 1"), 0);
+	assert_true(n.progress == 1.0);
+	assert_int_equal(run_parse_line(&n, "checkpoint 12"), 0);
+	assert_int_equal(n.checkpoint, 12);
+	assert_int_equal(run_parse_line(&n, "finished"), 0);
+	assert_int_equal(run_parse_line(&n, "progress -0.1"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, "progress nan"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, "progress 0.5x"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, "checkpoint -1"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, "checkpoint"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, "finished now"), ERR_INVALID);
+	assert_int_equal(run_parse_line(&n, ""), ERR_INVALID);
+}
+
+static void test_run__exit_85_is_checkpointed(void **state)
+{
+	struct fixture *f = *state;
+	char *bundle = fs_join(f->dir, "state.tar.zst"), *dest = fs_join(f->dir, "unpacked"), *json;
+	struct buf text = BUF_INIT(4096);
+	struct run_exit x;
+	run *r =
+	    start(f, "mkdir \"$DISPATCH_STATE_OUT/blobs\"; echo data > \"$DISPATCH_STATE_OUT/blobs/b.bin\"\n"
+		     "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 85");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 85);
+	assert_true(x.checkpointed);
+	assert_string_equal(x.error, "");
+	assert_int_equal(run_pack_state(r, bundle), 0);
+	assert_int_equal(fs_mkdir_p(dest, 0755), 0);
+	assert_int_equal(bundle_extract_file(bundle, dest, 0, NULL), 0);
+	json = fs_join(dest, "state.json");
+	assert_int_equal(fs_read_file(&text, json, 4096), 0);
+	assert_string_equal(buf_str(&text), "{\"dispatch-state\": 1}\n");
+	run_free(r);
+	buf_release(&text);
+	free(json);
+	free(bundle);
+	free(dest);
+}
+
+static void test_run__no_state_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	char *bundle = fs_join(f->dir, "state.tar.zst");
+	struct run_exit x;
+	run *r = start(f, "exit 3");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 3);
+	assert_string_equal(x.error, "exit 3");
+	assert_int_equal(run_pack_state(r, bundle), ERR_NOTFOUND);
+	assert_non_null(strstr(err_msg(), "wrote no state.json"));
+	run_free(r);
+	free(bundle);
+}
+
+static void test_run__stop_sends_sigusr1(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log = BUF_INIT(1 << 20);
+	struct run_exit x;
+	run *r = start(f, "trap 'echo got usr1; echo {} > \"$DISPATCH_STATE_OUT/state.json\"; exit 85' USR1\n"
+			  "echo 'progress 0' >&3\n"
+			  "while :; do sleep 0.05; done");
+
+	read_until(f, r, RUN_NOTE_PROGRESS);
+	assert_int_equal(run_reap(r, &x), 0); /* still running */
+	assert_int_equal(run_stop(r, PROTO_STOP_CHECKPOINT), 0);
+	finish(r, &x);
+	assert_int_equal(x.code, 85);
+	assert_true(x.checkpointed);
+	read_log(r, &log);
+	assert_non_null(strstr(buf_str(&log), "got usr1"));
+	run_free(r);
+	buf_release(&log);
+}
+
+static void test_run__kill_takes_the_process_group(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log = BUF_INIT(4096);
+	struct run_exit x;
+	char path[64];
+	long child;
+	run *r = start(f, "sleep 300 & echo $! ; echo 'progress 0' >&3; wait");
+
+	read_until(f, r, RUN_NOTE_PROGRESS);
+	assert_int_equal(run_stop(r, PROTO_STOP_KILL), 0);
+	finish(r, &x);
+	assert_int_equal(x.signo, SIGKILL);
+	assert_string_equal(x.error, "killed on request");
+	read_log(r, &log);
+	child = strtol(buf_str(&log), NULL, 10);
+	assert_true(child > 0);
+	/* The background child is gone too (or a zombie waiting for init). */
+	snprintf(path, sizeof(path), "/proc/%ld/status", child);
+	for (int i = 0; i < 100 && fs_exists(path); i++) {
+		struct buf st = BUF_INIT(8192);
+		int zombie = fs_read_file(&st, path, 8192) == 0 && strstr(buf_str(&st), "State:\tZ");
+		buf_release(&st);
+		if (zombie)
+			break;
+		usleep(10000);
+		if (i == 99)
+			fail_msg("pid %ld survived", child);
+	}
+	run_free(r);
+	buf_release(&log);
+}
+
+static void test_run__log_is_captured_and_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log = BUF_INIT(4u << 20);
+	struct run_exit x;
+	run *r = start(f, "echo to stdout; echo to stderr >&2\n"
+			  "head -c 3000000 /dev/zero | tr '\\0' a\n"
+			  "printf '\\nthe end \\342\\202\\254\\n'");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	read_log(r, &log);
+	assert_true(log.len < (1u << 20) + (80u << 10));
+	assert_true(!strncmp(buf_str(&log), "to stdout\nto stderr\n", 20));
+	assert_non_null(strstr(buf_str(&log), "bytes of log left out]"));
+	assert_non_null(strstr(buf_str(&log), "the end \xe2\x82\xac\n"));
+	run_free(r);
+	buf_release(&log);
+}
+
+static void test_run__environment_and_arguments(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log = BUF_INIT(65536);
+	struct run_exit x;
+	char want[256];
+	run *r =
+	    start(f, "echo \"isa=$DISPATCH_ISA inst=$DISPATCH_INSTANCE gen=$DISPATCH_GENERATION "
+		     "fork=$DISPATCH_FORK_INDEX fd=$DISPATCH_PROGRESS_FD\"\n"
+		     "echo \"args=$#:$1:$2\"; pwd; echo \"state=$DISPATCH_STATE out=$DISPATCH_STATE_OUT\"\n"
+		     "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	read_log(r, &log);
+	snprintf(want, sizeof(want), "isa=%s inst=i-7 gen=3 fork=2 fd=3\n", cpu_isa());
+	assert_non_null(strstr(buf_str(&log), want));
+	assert_non_null(strstr(buf_str(&log), "args=2:first arg:second\n"));
+	snprintf(want, sizeof(want), "%s/cwd\n", run_dir(r));
+	assert_non_null(strstr(buf_str(&log), want));
+	snprintf(want, sizeof(want), "state=%s/state out=%s/out\n", run_dir(r), run_dir(r));
+	assert_non_null(strstr(buf_str(&log), want));
+	/* stdin, stdout, stderr, the progress channel, and ls's own directory descriptor: nothing else. */
+	assert_non_null(strstr(buf_str(&log), "0 1 2 3 4 \n"));
+	run_free(r);
+	buf_release(&log);
+}
+
+static void test_run__missing_binary_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_msg m = start_msg("i-8", NULL, 0);
+	char *args[] = {NULL};
+	run *r = NULL;
+
+	m.args = args;
+	make_artifact(f, cpu_isa(), NULL);
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	assert_int_equal(run_unpack(r, f->artifact, NULL), ERR_NOTFOUND);
+	assert_non_null(strstr(err_msg(), "has no executable 'bin/obj'"));
+	run_free(r);
+	/* Present but not executable: its interpreter is missing. */
+	make_artifact(f, cpu_isa(), "");
+	{
+		char *src = fs_join(f->dir, "src"), *exe = fs_join(src, "bin/obj");
+		assert_int_equal(fs_write_atomic(exe, "#!/nonexistent/sh\n", 18, 0755), 0);
+		assert_int_equal(bundle_pack_dir(src, f->artifact), 0);
+		free(exe);
+		free(src);
+	}
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	assert_int_equal(run_unpack(r, f->artifact, NULL), 0);
+	assert_int_equal(run_start(r), ERR_CHILD);
+	assert_non_null(strstr(err_msg(), "cannot execute"));
+	assert_non_null(strstr(err_msg(), "bin/obj"));
+	run_free(r);
+	/* No launcher at all. */
+	f->cfg.launcher = "/nonexistent/dispatch-run";
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	assert_int_equal(run_unpack(r, f->artifact, NULL), 0);
+	assert_int_equal(run_start(r), ERR_NOTFOUND);
+	assert_non_null(strstr(err_msg(), "launcher"));
+	run_free(r);
+}
+
+static void test_run__other_isa_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	const char *other = strcmp(cpu_isa(), "s390x") ? "s390x" : "x86_64";
+	struct proto_msg m = start_msg("i-9", NULL, 0);
+	char *args[] = {NULL};
+	run *r = NULL;
+
+	m.args = args;
+	make_artifact(f, other, "exit 0");
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	assert_int_equal(run_unpack(r, f->artifact, NULL), ERR_UNSUPPORTED);
+	assert_non_null(strstr(err_msg(), other));
+	run_free(r);
+}
+
+static void test_run__wall_clock_limit(void **state)
+{
+	struct fixture *f = *state;
+	char *args[] = {NULL};
+	struct proto_msg m = start_msg("i-10", args, 0);
+	struct run_exit x;
+	run *r = NULL;
+
+	m.limits.wall_s = 1;
+	make_artifact(f, cpu_isa(), "sleep 30");
+	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
+	assert_int_equal(run_unpack(r, f->artifact, NULL), 0);
+	assert_int_equal(run_start(r), 0);
+	while (run_reap(r, &x) == 0) {
+		double next = run_check_time(r, run_now());
+		assert_true(next == 0 || next <= run_now() + 1.5);
+		usleep(50000);
+	}
+	assert_int_equal(x.signo, SIGKILL);
+	assert_non_null(strstr(x.error, "wall-clock limit of 1 s"));
+	run_free(r);
+}
+
+/* As root: the object runs as nobody, in an empty network namespace, with no_new_privs and seccomp. */
+static void test_run__sandbox_drops_privileges_and_network(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log = BUF_INIT(65536);
+	struct run_exit x;
+	char want[32];
+	run *r;
+
+	if (!f->cfg.drop) {
+		printf("# not root: skipped\n");
+		return;
+	}
+	r = start(f, "id -u; echo net:; tail -n +3 /proc/self/net/dev | cut -d: -f1 | tr -d ' '\n"
+		     "echo sys:; ls /sys/class/net; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status\n"
+		     "touch \"$DISPATCH_STATE_OUT/ok\" && echo out-writable; touch ../bin/x 2>/dev/null || "
+		     "echo bin-ro\n"
+		     "unshare -U true 2>/dev/null && echo userns-allowed || echo userns-denied");
+	finish(r, &x);
+	read_log(r, &log);
+	printf("# %s", buf_str(&log));
+	assert_int_equal(x.code, 0);
+	snprintf(want, sizeof(want), "%u\n", (unsigned)f->cfg.uid);
+	assert_true(!strncmp(buf_str(&log), want, strlen(want)));
+	assert_non_null(strstr(buf_str(&log), "net:\nlo\nsys:\nlo\n"));
+	assert_non_null(strstr(buf_str(&log), "NoNewPrivs:\t1\n"));
+	assert_non_null(strstr(buf_str(&log), "Seccomp:\t2\n"));
+	assert_non_null(strstr(buf_str(&log), "out-writable\nbin-ro\n"));
+	assert_non_null(strstr(buf_str(&log), "userns-denied\n")); /* seccomp: no new namespaces */
+	run_free(r);
+	buf_release(&log);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_run__progress_lines_are_parsed),
+		T(test_run__parse_line),
+		T(test_run__exit_85_is_checkpointed),
+		T(test_run__no_state_is_reported),
+		T(test_run__stop_sends_sigusr1),
+		T(test_run__kill_takes_the_process_group),
+		T(test_run__log_is_captured_and_bounded),
+		T(test_run__environment_and_arguments),
+		T(test_run__missing_binary_is_reported),
+		T(test_run__other_isa_is_refused),
+		T(test_run__wall_clock_limit),
+		T(test_run__sandbox_drops_privileges_and_network),
+	};
+
+	/* The launcher's pipes must not kill the test when an object goes early. */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

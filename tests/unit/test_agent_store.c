@@ -1,0 +1,251 @@
+/* test_agent_store.c - the agent's cache stays under its cap, least recently used first, pins respected. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "digest.h"
+#include "error.h"
+#include "fsutil.h"
+#include "store.h"
+
+struct fixture {
+	char *dir;
+};
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(fs_mkdtemp(&f->dir, tmp && *tmp ? tmp : "/tmp", "store"), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	fs_rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Stores size bytes of c; returns the digest. */
+static digest_hex put(store *s, char c, size_t size)
+{
+	char *tmp = fs_join(store_tmpdir(s), "t-XXXXXX"), *data = malloc(size);
+	digest_hex d;
+	int fd;
+
+	assert_non_null(tmp);
+	assert_non_null(data);
+	memset(data, c, size);
+	fd = mkstemp(tmp);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, size), (ssize_t)size);
+	close(fd);
+	assert_int_equal(store_adopt(s, &d, tmp, NULL), 0);
+	assert_false(fs_exists(tmp)); /* consumed */
+	free(tmp);
+	free(data);
+	return d;
+}
+
+static int on_disk(store *s, const digest_hex *d)
+{
+	char *p = store_path(s, d->hex);
+	int ok = fs_exists(p);
+
+	free(p);
+	return ok;
+}
+
+static void test_store__evicts_least_recently_used(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex a, b, c, d;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 300), 0);
+	a = put(s, 'a', 100);
+	b = put(s, 'b', 100);
+	c = put(s, 'c', 100);
+	assert_int_equal(store_size(s), 300);
+	assert_true(store_has(s, a.hex)); /* a is used again: b is now the oldest */
+	d = put(s, 'd', 100);
+	assert_int_equal(store_count(s), 3);
+	assert_int_equal(store_size(s), 300);
+	assert_false(store_has(s, b.hex));
+	assert_false(on_disk(s, &b));
+	assert_true(store_has(s, a.hex));
+	assert_true(store_has(s, c.hex));
+	assert_true(store_has(s, d.hex));
+	/* A blob larger than the cap still arrives (it is about to be used), then everything else goes. */
+	put(s, 'e', 1000);
+	assert_int_equal(store_count(s), 1);
+	store_free(s);
+}
+
+static void test_store__pinned_blobs_stay(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex a, b, c, d;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 250), 0);
+	a = put(s, 'a', 100);
+	assert_int_equal(store_pin(s, a.hex), 0);
+	assert_int_equal(store_pin(s, a.hex), 0); /* counted */
+	b = put(s, 'b', 100);
+	c = put(s, 'c', 100); /* over the cap: b goes, a is pinned */
+	assert_true(on_disk(s, &a));
+	assert_false(on_disk(s, &b));
+	assert_true(on_disk(s, &c));
+	assert_int_equal(store_pin(s, c.hex), 0);
+	d = put(s, 'd', 100); /* everything else pinned: the cache may stay above its cap */
+	assert_int_equal(store_size(s), 300);
+	assert_true(on_disk(s, &a) && on_disk(s, &c));
+	store_unpin(s, a.hex); /* a is still pinned once: d, the only unpinned blob, goes */
+	assert_true(on_disk(s, &a));
+	assert_false(on_disk(s, &d));
+	assert_int_equal(store_size(s), 200);
+	store_unpin(s, a.hex); /* a may go now, and does when room is needed */
+	assert_true(on_disk(s, &a));
+	put(s, 'e', 100);
+	assert_false(on_disk(s, &a));
+	assert_true(on_disk(s, &c));
+	assert_true(store_size(s) <= 250);
+	store_unpin(s, c.hex);
+	store_unpin(s, "not-pinned"); /* harmless */
+	store_free(s);
+}
+
+static void test_store__order_survives_reopen(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex a, b, c;
+	struct timespec t[2];
+	store *s;
+	char *p;
+
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	a = put(s, 'a', 100);
+	b = put(s, 'b', 100);
+	c = put(s, 'c', 100);
+	/* Last use: b long ago, then c, then a. */
+	const digest_hex *order[] = {&b, &c, &a};
+	for (int i = 0; i < 3; i++) {
+		t[0].tv_sec = t[1].tv_sec = 1000000 + i;
+		t[0].tv_nsec = t[1].tv_nsec = 0;
+		p = store_path(s, order[i]->hex);
+		assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+		free(p);
+	}
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 200), 0);
+	assert_int_equal(store_count(s), 2);
+	assert_false(on_disk(s, &b));
+	assert_true(on_disk(s, &a) && on_disk(s, &c));
+	store_free(s);
+}
+
+static void test_store__adopt_checks_the_digest(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex want, got;
+	char *tmp;
+	store *s;
+	int fd;
+
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	digest_bytes(&want, "expected", 8);
+	tmp = fs_join(store_tmpdir(s), "t-XXXXXX");
+	fd = mkstemp(tmp);
+	assert_int_equal(write(fd, "tampered", 8), 8);
+	close(fd);
+	assert_int_equal(store_adopt(s, &got, tmp, want.hex), ERR_CORRUPT);
+	assert_non_null(strstr(err_msg(), "corrupt"));
+	assert_int_equal(store_count(s), 0);
+	assert_false(fs_exists(tmp));
+	digest_bytes(&got, "tampered", 8);
+	assert_false(on_disk(s, &got));
+	free(tmp);
+	store_free(s);
+}
+
+static void test_store__verify_drops_a_damaged_blob(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex a;
+	char *p, *aside;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	a = put(s, 'a', 100);
+	assert_int_equal(store_verify(s, a.hex), 0);
+	p = store_path(s, a.hex);
+	assert_int_equal(chmod(p, 0644), 0);
+	assert_int_equal(fs_write_atomic(p, "bit rot", 7, 0444), 0);
+	assert_int_equal(store_verify(s, a.hex), ERR_CORRUPT);
+	assert_int_equal(store_count(s), 0);
+	assert_int_equal(store_size(s), 0);
+	assert_false(store_has(s, a.hex));
+	assert_int_equal(store_verify(s, a.hex), ERR_NOTFOUND);
+	store_free(s);
+	/* What was moved aside is removed at the next start. */
+	aside = fs_join(f->dir, "corrupt");
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	{
+		char *gone = fs_join(aside, a.hex);
+		assert_false(fs_exists(gone));
+		free(gone);
+	}
+	store_free(s);
+	free(aside);
+	free(p);
+}
+
+static void test_store__leftovers_are_removed(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	tmp = fs_join(store_tmpdir(s), "half-written");
+	assert_int_equal(fs_write_atomic(tmp, "x", 1, 0600), 0);
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 1000), 0);
+	assert_false(fs_exists(tmp));
+	assert_int_equal(store_count(s), 0);
+	assert_false(store_has(s, "not a digest"));
+	free(tmp);
+	store_free(s);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_store__evicts_least_recently_used),
+		T(test_store__pinned_blobs_stay),
+		T(test_store__order_survives_reopen),
+		T(test_store__adopt_checks_the_digest),
+		T(test_store__verify_drops_a_damaged_blob),
+		T(test_store__leftovers_are_removed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
