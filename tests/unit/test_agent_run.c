@@ -233,6 +233,30 @@ static void test_run__exit_85_is_checkpointed(void **state)
 	free(dest);
 }
 
+/* A checkpoint is not packed while the object is writing the next one. */
+static void test_run__checkpoint_waits_for_a_complete_state(void **state)
+{
+	struct fixture *f = *state;
+	char *bundle = fs_join(f->dir, "state.tar.zst");
+	struct run_exit x;
+	run *r = start(f, "O=$DISPATCH_STATE_OUT; echo '{}' > \"$O/state.json\"; sleep 0.1\n"
+			  "mkdir \"$O/blobs\"; echo half > \"$O/blobs/grid.bin.tmp\"\n"
+			  "trap 'rm \"$O/blobs/grid.bin.tmp\"; echo \"progress 0.2\" >&3' USR1\n"
+			  "echo 'progress 0.1' >&3; while :; do sleep 0.05; done");
+
+	read_until(f, r, RUN_NOTE_PROGRESS);
+	assert_int_equal(run_pack_state(r, bundle), ERR_CONFLICT);
+	assert_non_null(strstr(err_msg(), "writing its next checkpoint"));
+	assert_int_equal(run_signal(r, SIGUSR1), 0);
+	read_until(f, r, RUN_NOTE_PROGRESS);
+	assert_int_equal(f->nnotes, 2);
+	assert_int_equal(run_pack_state(r, bundle), 0);
+	assert_int_equal(run_stop(r, PROTO_STOP_KILL), 0);
+	finish(r, &x);
+	run_free(r);
+	free(bundle);
+}
+
 static void test_run__no_state_is_reported(void **state)
 {
 	struct fixture *f = *state;
@@ -467,6 +491,7 @@ int main(void)
 		T(test_run__progress_lines_are_parsed),
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
+		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__stop_sends_sigusr1),
 		T(test_run__kill_takes_the_process_group),

@@ -1,0 +1,482 @@
+/* agent.c - startup, joining, the event loop and shutdown. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "conn.h"
+#include "cpu.h"
+#include "error.h"
+#include "fsutil.h"
+#include "instances.h"
+#include "listen.h"
+#include "log.h"
+#include "node.h"
+#include "outbox.h"
+#include "protocol.h"
+#include "run.h"
+#include "store.h"
+
+#define POLL_MAX 2050	 /* signalfd, wake pipe, two per run */
+#define FLUSH_GRACE_S 10 /* after the last object stopped, for the last events */
+
+struct agent {
+	const struct agent_config *cfg;
+	struct cpu_info cpu;
+	struct node node;
+	struct run_config rc;
+	conn *c;
+	listener *l;
+	store *st;
+	outbox *ob;
+	instances *inst;
+	int sigfd;
+	int lockfd; /* flock()ed WORK/agent.lock */
+	int json;
+	double next_heartbeat, next_flush, next_rejoin;
+	struct conn_backoff flush_backoff, rejoin_backoff;
+	int need_rejoin;
+	int stopping; /* 1: checkpointing, 2: killing */
+	double flush_deadline;
+	char *outbox_path; /* WORK/outbox.json */
+	struct pollfd fds[POLL_MAX];
+};
+
+/* Prints j (stolen) as a JSON line on stdout, with --json. */
+static void emit(struct agent *a, json_t *j)
+{
+	if (a->json && j && json_dumpf(j, stdout, JSON_COMPACT) == 0) {
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	json_decref(j);
+}
+
+static void report(void *ud, const char *event, const char *instance, uint64_t generation, const char *detail)
+{
+	struct agent *a = ud;
+
+	if (a->json)
+		emit(a, json_pack("{sssssIss}", "event", event, "instance", instance, "generation",
+				  (json_int_t)generation, "detail", detail ? detail : ""));
+}
+
+static unsigned heartbeat_s(const struct agent *a)
+{
+	return a->cfg->heartbeat_s ? a->cfg->heartbeat_s : a->node.heartbeat_s ? a->node.heartbeat_s : 5;
+}
+
+static json_t *join_body(struct agent *a)
+{
+	json_t *levels = json_array(), *body;
+
+	for (size_t i = 0; levels && i < a->cpu.nlevels; i++)
+		json_array_append_new(levels, json_string(a->cpu.levels[i]));
+	if (cpu_load(&a->cpu.load) < 0)
+		a->cpu.load = 0;
+	body = json_pack("{sssssosIsIsfso}", "name", a->cfg->name, "isa", a->cpu.isa, "levels", levels,
+			 "cores", (json_int_t)a->cpu.cores, "memory", (json_int_t)a->cpu.memory, "load",
+			 a->cpu.load, "running", instances_running(a->inst));
+	return body;
+}
+
+/* Joins (or joins again) and remembers the identity. */
+static int join(struct agent *a)
+{
+	json_t *body = join_body(a);
+	char prev[sizeof(a->node.id)];
+	int r;
+
+	if (!body)
+		return err_set(ERR_NOMEM, "out of memory");
+	memcpy(prev, a->node.id, sizeof(prev));
+	r = node_join(&a->node, a->c, a->cfg->join_token, body);
+	json_decref(body);
+	if (r < 0)
+		return r;
+	if ((r = node_save(&a->node, a->cfg->work_dir, a->cfg->url)) < 0)
+		log_warn("%s", err_msg());
+	if (a->l && (r = listen_set_identity(a->l, a->node.token, a->node.seq)) < 0)
+		return r;
+	log_info("joined %s as node %s%s (%s; levels %s..%s)", a->cfg->url, a->node.id,
+		 prev[0] && strcmp(prev, a->node.id) ? " (a new identity)" : "", a->cpu.isa, a->cpu.levels[0],
+		 a->cpu.levels[a->cpu.nlevels - 1]);
+	if (a->json)
+		emit(a, json_pack("{ssssssss}", "event", "joined", "node", a->node.id, "isa", a->cpu.isa,
+				  "dispatcher", a->cfg->url));
+	a->next_heartbeat = run_now() + heartbeat_s(a);
+	return 0;
+}
+
+/* The first join: the dispatcher may not be up yet, so keep trying. 1 when a signal said stop. */
+static int join_first(struct agent *a)
+{
+	struct conn_backoff b = {0};
+	struct pollfd p = {.fd = a->sigfd, .events = POLLIN};
+	int r;
+
+	while ((r = join(a)) == ERR_NET) {
+		unsigned ms = conn_backoff_next(&b);
+		log_warn("%s; next try in %.1f s", err_msg(), ms / 1000.0);
+		if (poll(&p, 1, (int)ms) > 0)
+			return 1;
+	}
+	return r;
+}
+
+static void on_stale(void *ud, const char *instance, uint64_t generation)
+{
+	instances_drop(((struct agent *)ud)->inst, instance, generation);
+}
+
+static void heartbeat(struct agent *a, double now)
+{
+	json_t *body;
+	int r;
+
+	a->next_heartbeat = now + heartbeat_s(a);
+	if (cpu_load(&a->cpu.load) < 0)
+		a->cpu.load = 0;
+	body = json_pack("{sfso}", "load", a->cpu.load, "running", instances_running(a->inst));
+	r = body ? conn_request(a->c, NULL, "POST", "/v1/agent/heartbeat", body) : ERR_NOMEM;
+	json_decref(body);
+	if (r == 0)
+		listen_nudge(a->l);
+	else if (r == ERR_AUTH)
+		a->need_rejoin = 1;
+	else if (r != ERR_NET)
+		log_warn("heartbeat: %s", err_msg());
+}
+
+static void flush(struct agent *a, double now)
+{
+	int r = outbox_flush(a->ob, a->c, on_stale, a);
+
+	if (r == 0) {
+		conn_backoff_reset(&a->flush_backoff);
+		listen_nudge(a->l);
+		return;
+	}
+	if (r == ERR_AUTH)
+		a->need_rejoin = 1;
+	else if (r != ERR_NET)
+		log_warn("%s", err_msg());
+	a->next_flush = now + conn_backoff_next(&a->flush_backoff) / 1000.0;
+}
+
+static void rejoin(struct agent *a, double now)
+{
+	int r;
+
+	if (now < a->next_rejoin)
+		return;
+	log_info("the dispatcher refused the node token: joining again");
+	if ((r = join(a)) == 0) {
+		a->need_rejoin = 0;
+		conn_backoff_reset(&a->rejoin_backoff);
+		a->next_flush = now;
+		return;
+	}
+	log_error("cannot join again: %s", err_msg());
+	a->next_rejoin = now + conn_backoff_next(&a->rejoin_backoff) / 1000.0;
+}
+
+static void handle_messages(struct agent *a, double now)
+{
+	json_t *msgs = NULL, *m;
+	struct proto_msg pm;
+	uint64_t seq = a->node.seq;
+	int flags = 0, r;
+	size_t i;
+
+	if (listen_take(a->l, &msgs, &seq, &flags) < 0) {
+		log_warn("%s", err_msg());
+		return;
+	}
+	if ((flags & LISTEN_CHANGED) && (flags & LISTEN_ONLINE)) {
+		log_info("the dispatcher is reachable again");
+		conn_backoff_reset(&a->flush_backoff);
+		a->next_flush = now;
+	}
+	if (flags & LISTEN_AUTH)
+		a->need_rejoin = 1;
+	json_array_foreach(msgs, i, m)
+	{
+		r = proto_parse(&pm, m);
+		if (r == ERR_UNSUPPORTED) {
+			log_info("ignored: %s", err_msg());
+			continue;
+		}
+		if (r < 0) {
+			log_warn("bad message from the dispatcher: %s", err_msg());
+			continue;
+		}
+		if (a->stopping && pm.type == PROTO_START)
+			outbox_add(a->ob, pm.instance, pm.generation,
+				   proto_event_exit(-1, 0, NULL, "the agent is shutting down"), NULL);
+		else
+			instances_handle(a->inst, &pm);
+		proto_msg_release(&pm);
+	}
+	json_decref(msgs);
+	/*
+	 * Handled: remembered, then acknowledged, so that a restarted agent misses no message (it may
+	 * see the last batch again; a start it already handled is then started afresh).
+	 */
+	if (seq > a->node.seq) {
+		a->node.seq = seq;
+		if (node_save(&a->node, a->cfg->work_dir, a->cfg->url) < 0)
+			log_warn("%s", err_msg());
+	}
+	listen_ack(a->l, seq);
+	if (outbox_len(a->ob))
+		a->next_flush = a->next_flush > now ? a->next_flush : now;
+}
+
+static void handle_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			instances_reap(a->inst);
+			break;
+		case SIGHUP:
+			break;
+		default:
+			if (!a->stopping) {
+				log_info("stopping: asking %zu object(s) to checkpoint",
+					 instances_count(a->inst));
+				instances_stop_all(a->inst, PROTO_STOP_CHECKPOINT);
+				a->stopping = 1;
+			} else if (a->stopping == 1) {
+				log_info("stopping now: killing %zu object(s)", instances_count(a->inst));
+				instances_stop_all(a->inst, PROTO_STOP_KILL);
+				a->stopping = 2;
+			}
+		}
+	}
+}
+
+static double earliest(double a, double b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+static int loop(struct agent *a)
+{
+	for (;;) {
+		double now = run_now(), next;
+		size_t n = 2;
+		int timeout;
+
+		next = earliest(instances_tick(a->inst, now), a->next_heartbeat);
+		if (outbox_len(a->ob))
+			next = earliest(next, a->next_flush);
+		if (a->need_rejoin)
+			next = earliest(next, a->next_rejoin);
+		if (a->stopping && instances_count(a->inst) == 0) {
+			if (!a->flush_deadline)
+				a->flush_deadline = now + FLUSH_GRACE_S;
+			if (outbox_len(a->ob) == 0 || now >= a->flush_deadline)
+				return 0;
+			next = earliest(next, a->flush_deadline);
+		}
+		a->fds[0] = (struct pollfd){.fd = a->sigfd, .events = POLLIN};
+		a->fds[1] = (struct pollfd){.fd = listen_fd(a->l), .events = POLLIN};
+		n += instances_pollfds(a->inst, a->fds + 2, POLL_MAX - 2);
+		timeout = next <= now ? 0 : (int)((next - now) * 1000) + 1;
+		if (poll(a->fds, n, timeout) < 0 && errno != EINTR)
+			return err_errno(ERR_IO, errno, "poll");
+		now = run_now();
+		if (a->fds[0].revents)
+			handle_signals(a);
+		if (a->fds[1].revents)
+			handle_messages(a, now);
+		instances_ready(a->inst, a->fds + 2, n - 2);
+		/* While the listener cannot reach the dispatcher a heartbeat would only time out. */
+		if (now >= a->next_heartbeat && !a->stopping) {
+			if (listen_online(a->l))
+				heartbeat(a, now);
+			else
+				a->next_heartbeat = now + heartbeat_s(a);
+		}
+		if (a->need_rejoin)
+			rejoin(a, now);
+		if (outbox_len(a->ob) && now >= a->next_flush && !a->need_rejoin)
+			flush(a, now);
+	}
+}
+
+/* One agent per WORK: two would share a node identity and trample each other's instances. */
+static int lock_work(struct agent *a, const char *path)
+{
+	a->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (a->lockfd < 0)
+		return err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	if (flock(a->lockfd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		return err_set(ERR_EXISTS, "another dispatch-agent uses '%s'", a->cfg->work_dir);
+	if (flock(a->lockfd, LOCK_EX | LOCK_NB) < 0)
+		return err_errno(ERR_IO, errno, "cannot lock '%s'", path);
+	return 0;
+}
+
+/* WORK/, WORK/inst (emptied: runs of an earlier agent died with it) and the cache. */
+static int prepare_work(struct agent *a)
+{
+	char *inst = fs_join(a->cfg->work_dir, "inst"), *cache = fs_join(a->cfg->work_dir, "cache");
+	char *lock = fs_join(a->cfg->work_dir, "agent.lock");
+	int r;
+
+	if (!inst || !cache || !lock) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = fs_mkdir_p(a->cfg->work_dir, 0711)) < 0 || (r = lock_work(a, lock)) < 0)
+		goto out;
+	/* Objects of another user must be able to pass through WORK to their directories. */
+	if (a->cfg->drop && chmod(a->cfg->work_dir, 0711) < 0) {
+		r = err_errno(ERR_IO, errno, "cannot chmod '%s'", a->cfg->work_dir);
+		goto out;
+	}
+	if ((r = fs_rm_rf(inst)) < 0 || (r = fs_mkdir_p(inst, 0711)) < 0)
+		goto out;
+	r = store_open(&a->st, cache, a->cfg->cache_max);
+out:
+	free(inst);
+	free(cache);
+	free(lock);
+	return r;
+}
+
+/* Each run holds three descriptors: allow what the hard limit allows (objects get their own limit). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int setup_signals(struct agent *a)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return err_errno(ERR_IO, errno, "cannot block signals");
+	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->sigfd < 0)
+		return err_errno(ERR_IO, errno, "cannot create a signalfd");
+	return 0;
+}
+
+int agent_main(const struct agent_config *cfg)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+	struct instances_env env;
+	conn *lc = NULL;
+	int r;
+
+	if (!a)
+		return err_set(ERR_NOMEM, "out of memory");
+	a->cfg = cfg;
+	a->sigfd = a->lockfd = -1;
+	a->json = cfg->json;
+	a->rc = (struct run_config){.work_dir = cfg->work_dir,
+				    .launcher = cfg->launcher,
+				    .drop = cfg->drop,
+				    .uid = cfg->uid,
+				    .gid = cfg->gid,
+				    .no_net = 1,
+				    .fsize = UINT64_C(1) << 30,
+				    .nofile = 1024,
+				    .stop_grace_s = cfg->stop_grace_s};
+	if ((r = cpu_detect(&a->cpu, cfg->isa)) < 0 || (r = setup_signals(a)) < 0 ||
+	    (r = prepare_work(a)) < 0 || (r = outbox_new(&a->ob, a->st)) < 0)
+		goto out;
+	a->rc.isa = a->cpu.isa;
+	raise_nofile();
+	if (!(a->outbox_path = fs_join(cfg->work_dir, "outbox.json"))) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (outbox_load(a->ob, a->outbox_path) < 0)
+		log_warn("%s", err_msg());
+	else if (outbox_len(a->ob))
+		log_info("%zu event(s) of an earlier run are waiting for the dispatcher", outbox_len(a->ob));
+	env = (struct instances_env){.st = a->st, .ob = a->ob, .rc = &a->rc, .report = report, .ud = a};
+	if ((r = conn_new(&a->c, cfg->url, cfg->ca_file)) < 0)
+		goto out;
+	/* The event loop waits for these requests: keep them short. */
+	conn_set_limits(a->c, 30, 1u << 20);
+	env.c = a->c;
+	if ((r = instances_new(&a->inst, &env)) < 0)
+		goto out;
+	r = node_load(&a->node, cfg->work_dir, cfg->url);
+	if (r == ERR_INVALID)
+		log_warn("%s: joining as a new node", err_msg());
+	else if (r < 0)
+		log_debug("no stored identity: %s", err_msg());
+	/*
+	 * Events kept by the last run go first, with the stored node token: the join says nothing runs
+	 * here, and the dispatcher would continue those instances from older checkpoints.
+	 */
+	if (outbox_len(a->ob) && a->node.token[0] && conn_set_token(a->c, a->node.token) == 0 &&
+	    outbox_flush(a->ob, a->c, NULL, NULL) < 0)
+		log_info("kept events not sent yet: %s", err_msg());
+	if ((r = join_first(a)) != 0) {
+		if (r == 1)
+			r = 0; /* stopped before the first join */
+		goto out;
+	}
+	if ((r = conn_new(&lc, cfg->url, cfg->ca_file)) < 0 || (r = conn_set_token(lc, a->node.token)) < 0)
+		goto out;
+	r = listen_start(&a->l, lc, a->node.seq, cfg->wait_s);
+	lc = NULL; /* stolen */
+	if (r < 0)
+		goto out;
+	r = loop(a);
+	/* The dispatcher is away: keep the last events for the next start. */
+	if (outbox_save(a->ob, a->outbox_path) < 0)
+		log_warn("%s", err_msg());
+	else if (outbox_len(a->ob))
+		log_info("%zu event(s) kept for the next start in '%s'", outbox_len(a->ob), a->outbox_path);
+	if (r == 0)
+		log_info("stopped");
+out:
+	listen_stop(a->l);
+	conn_free(lc);
+	instances_free(a->inst);
+	outbox_free(a->ob);
+	store_free(a->st);
+	conn_free(a->c);
+	if (a->sigfd >= 0)
+		close(a->sigfd);
+	if (a->lockfd >= 0)
+		close(a->lockfd);
+	free(a->outbox_path);
+	free(a);
+	return r;
+}

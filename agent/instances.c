@@ -1,0 +1,395 @@
+/* instances.c - the table of runs and what happens to them. */
+#include "instances.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+
+#define RUNS_MAX 1024
+#define BLOB_MAX (UINT64_C(1) << 30) /* dispatchd's limit */
+#define LOG_EVENT_MAX (64u << 10)
+#define LOG_CHUNKS_PER_TICK 16
+#define LOG_PERIOD_S 2.0
+#define FETCH_TRIES 3
+
+struct instances {
+	struct instances_env env;
+	run **runs;
+	size_t n, alloc;
+	double next_log;
+};
+
+int instances_new(instances **out, const struct instances_env *env)
+{
+	instances *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return err_set(ERR_NOMEM, "out of memory");
+	t->env = *env;
+	*out = t;
+	return 0;
+}
+
+void instances_free(instances *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		run_free(t->runs[i]);
+	free(t->runs);
+	free(t);
+}
+
+size_t instances_count(const instances *t)
+{
+	return t->n;
+}
+
+static void report(instances *t, const char *event, run *r, const char *detail)
+{
+	if (t->env.report)
+		t->env.report(t->env.ud, event, run_instance(r), run_generation(r), detail);
+}
+
+static ssize_t find(const instances *t, const char *instance)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(run_instance(t->runs[i]), instance))
+			return (ssize_t)i;
+	return -1;
+}
+
+static void remove_at(instances *t, size_t i)
+{
+	run_free(t->runs[i]);
+	t->runs[i] = t->runs[--t->n];
+}
+
+static void queue(instances *t, const char *instance, uint64_t gen, json_t *event, const char *blob)
+{
+	if (outbox_add(t->env.ob, instance, gen, event, blob) < 0)
+		log_warn("instance '%s': cannot queue an event: %s", instance, err_msg());
+}
+
+/* Makes sure the blob is in the store and intact, downloading and verifying it when not. */
+static int fetch(instances *t, const char *digest)
+{
+	char *tmp = NULL;
+	int r = 0, fd;
+
+	if (store_has(t->env.st, digest)) {
+		if ((r = store_verify(t->env.st, digest)) == 0)
+			return 0;
+		log_warn("%s: fetching it again", err_msg());
+	}
+	for (int i = 0; i < FETCH_TRIES; i++) {
+		if (!(tmp = fs_join(store_tmpdir(t->env.st), "fetch-XXXXXX")))
+			return err_set(ERR_NOMEM, "out of memory");
+		if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+			r = err_errno(ERR_IO, errno, "cannot create a file in '%s'", store_tmpdir(t->env.st));
+		} else {
+			close(fd);
+			r = conn_download(t->env.c, digest, tmp, BLOB_MAX);
+			if (r == 0)
+				r = store_adopt(t->env.st, NULL, tmp, digest);
+		}
+		free(tmp);
+		if (r != ERR_NET)
+			break;
+		usleep(500000u << i);
+	}
+	return r < 0 ? err_prefix(r, "cannot fetch blob %.12s", digest) : 0;
+}
+
+static void start(instances *t, const struct proto_msg *m)
+{
+	ssize_t old = find(t, m->instance);
+	char *artifact = NULL, *state = NULL;
+	run *r = NULL;
+	int e;
+
+	if (old >= 0 && run_generation(t->runs[old]) >= m->generation) {
+		log_debug("instance '%s' generation %" PRIu64 " is already here", m->instance, m->generation);
+		return;
+	}
+	if (old >= 0) {
+		/* A newer generation supersedes the run here: nothing of it is kept. */
+		log_info("instance '%s': generation %" PRIu64 " replaces %" PRIu64, m->instance,
+			 m->generation, run_generation(t->runs[old]));
+		outbox_forget(t->env.ob, m->instance, run_generation(t->runs[old]));
+		remove_at(t, (size_t)old);
+	}
+	store_pin(t->env.st, m->artifact);
+	if (m->state[0])
+		store_pin(t->env.st, m->state);
+	if (t->n >= RUNS_MAX) {
+		e = err_set(ERR_LIMIT, "this node already runs %d instances", RUNS_MAX);
+		goto out;
+	}
+	if (t->n == t->alloc) {
+		size_t na = t->alloc ? t->alloc * 2 : 8;
+		run **nr = realloc(t->runs, na * sizeof(*nr));
+		if (!nr) {
+			e = err_set(ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		t->runs = nr;
+		t->alloc = na;
+	}
+	if ((e = fetch(t, m->artifact)) < 0 || (m->state[0] && (e = fetch(t, m->state)) < 0))
+		goto out;
+	artifact = store_path(t->env.st, m->artifact);
+	state = m->state[0] ? store_path(t->env.st, m->state) : NULL;
+	if (!artifact || (m->state[0] && !state)) {
+		e = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((e = run_new(&r, t->env.rc, m)) < 0 || (e = run_unpack(r, artifact, state)) < 0 ||
+	    (e = run_start(r)) < 0)
+		goto out;
+	t->runs[t->n++] = r;
+	queue(t, m->instance, m->generation, proto_event_running(), NULL);
+	log_info("instance '%s' generation %" PRIu64 " started: %s (pid %d)", m->instance, m->generation,
+		 m->entry, (int)run_pid(r));
+	report(t, "started", r, m->entry);
+	r = NULL;
+out:
+	if (e < 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", err_msg());
+		log_warn("instance '%s' cannot start: %s", m->instance, why);
+		queue(t, m->instance, m->generation, proto_event_exit(-1, 0, NULL, why), NULL);
+		if (t->env.report)
+			t->env.report(t->env.ud, "failed", m->instance, m->generation, why);
+	}
+	run_free(r);
+	store_unpin(t->env.st, m->artifact);
+	if (m->state[0])
+		store_unpin(t->env.st, m->state);
+	free(artifact);
+	free(state);
+}
+
+static void stop(instances *t, const struct proto_msg *m)
+{
+	ssize_t i = find(t, m->instance);
+
+	if (i < 0 || run_generation(t->runs[i]) > m->generation) {
+		log_debug("stop for instance '%s' generation %" PRIu64 ": not running here", m->instance,
+			  m->generation);
+		return;
+	}
+	log_info("instance '%s': %s requested", m->instance,
+		 m->mode == PROTO_STOP_KILL ? "kill" : "checkpoint");
+	if (run_stop(t->runs[i], m->mode) < 0)
+		log_warn("%s", err_msg());
+}
+
+void instances_handle(instances *t, const struct proto_msg *m)
+{
+	if (m->type == PROTO_START)
+		start(t, m);
+	else
+		stop(t, m);
+}
+
+void instances_stop_all(instances *t, enum proto_stop_mode mode)
+{
+	for (size_t i = 0; i < t->n; i++)
+		run_stop(t->runs[i], mode);
+}
+
+void instances_drop(instances *t, const char *instance, uint64_t generation)
+{
+	ssize_t i = find(t, instance);
+
+	if (i >= 0 && run_generation(t->runs[i]) == generation) {
+		log_info("instance '%s' generation %" PRIu64 " was superseded: killed", instance, generation);
+		remove_at(t, (size_t)i);
+	}
+}
+
+/* Packs out/ into the store; *digest is set on success. */
+static int save_state(instances *t, run *r, digest_hex *digest)
+{
+	char *tmp = fs_join(store_tmpdir(t->env.st), "state-XXXXXX");
+	int fd, e;
+
+	if (!tmp)
+		return err_set(ERR_NOMEM, "out of memory");
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		e = err_errno(ERR_IO, errno, "cannot create a file in '%s'", store_tmpdir(t->env.st));
+		goto out;
+	}
+	close(fd);
+	if ((e = run_pack_state(r, tmp)) < 0) {
+		unlink(tmp);
+		goto out;
+	}
+	e = store_adopt(t->env.st, digest, tmp, NULL);
+out:
+	free(tmp);
+	return e;
+}
+
+static void on_note(void *ud, run *r, const struct run_note *note)
+{
+	instances *t = ud;
+	digest_hex d;
+	int e;
+
+	switch (note->kind) {
+	case RUN_NOTE_PROGRESS:
+		queue(t, run_instance(r), run_generation(r), proto_event_progress(note->progress), NULL);
+		break;
+	case RUN_NOTE_CHECKPOINT:
+		if ((e = save_state(t, r, &d)) < 0) {
+			log_warn("instance '%s': checkpoint %" PRIu64 " not kept: %s", run_instance(r),
+				 note->checkpoint, err_msg());
+			break;
+		}
+		queue(t, run_instance(r), run_generation(r), proto_event_checkpoint(d.hex), d.hex);
+		break;
+	case RUN_NOTE_FINISHED:
+		break;
+	}
+}
+
+/* At the exit the state is packed once, for the exit event: earlier checkpoint lines need no bundle of their
+ * own. */
+static void on_last_note(void *ud, run *r, const struct run_note *note)
+{
+	if (note->kind != RUN_NOTE_CHECKPOINT)
+		on_note(ud, r, note);
+}
+
+static void relay_log(instances *t, run *r, int final)
+{
+	struct buf b = BUF_INIT(LOG_EVENT_MAX);
+	int n;
+
+	for (int i = 0; i < LOG_CHUNKS_PER_TICK || final; i++) {
+		buf_reset(&b);
+		n = run_read_log(r, &b, LOG_EVENT_MAX, final);
+		if (n < 0)
+			log_warn("%s", err_msg());
+		if (b.len)
+			queue(t, run_instance(r), run_generation(r), proto_event_log(b.data, b.len), NULL);
+		if (n <= 0)
+			break;
+	}
+	buf_release(&b);
+}
+
+static void finish(instances *t, size_t i, const struct run_exit *x)
+{
+	run *r = t->runs[i];
+	digest_hex d;
+	const char *error = x->error[0] ? x->error : NULL;
+	char note[512];
+	int have = 0;
+
+	run_read_progress(r, on_last_note, t);
+	relay_log(t, r, 1);
+	if (!x->signo && (x->code == 0 || x->checkpointed)) {
+		int e = save_state(t, r, &d);
+		if (e == 0) {
+			have = 1;
+		} else if (e != ERR_NOTFOUND || x->checkpointed) {
+			snprintf(note, sizeof(note), "%s", err_msg());
+			error = note;
+		}
+	}
+	queue(t, run_instance(r), run_generation(r),
+	      proto_event_exit(x->code, x->signo, have ? d.hex : NULL, error), have ? d.hex : NULL);
+	log_info("instance '%s' generation %" PRIu64 " exited: %s", run_instance(r), run_generation(r),
+		 error		   ? error
+		 : x->checkpointed ? "checkpointed"
+				   : "finished");
+	report(t, "exited", r, error ? error : x->checkpointed ? "checkpointed" : "finished");
+	remove_at(t, i);
+	/* Packing and unpacking used large buffers: give them back, the agent is small when idle. */
+	malloc_trim(0);
+}
+
+size_t instances_pollfds(instances *t, struct pollfd *fds, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->n && k + 2 <= max; i++) {
+		if (run_progress_fd(t->runs[i]) >= 0)
+			fds[k++] = (struct pollfd){.fd = run_progress_fd(t->runs[i]), .events = POLLIN};
+		if (run_pidfd(t->runs[i]) >= 0)
+			fds[k++] = (struct pollfd){.fd = run_pidfd(t->runs[i]), .events = POLLIN};
+	}
+	return k;
+}
+
+void instances_ready(instances *t, const struct pollfd *fds, size_t n)
+{
+	int exited = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (!fds[k].revents)
+			continue;
+		for (size_t i = 0; i < t->n; i++) {
+			if (run_progress_fd(t->runs[i]) == fds[k].fd)
+				run_read_progress(t->runs[i], on_note, t);
+			else if (run_pidfd(t->runs[i]) == fds[k].fd)
+				exited = 1;
+		}
+	}
+	if (exited)
+		instances_reap(t);
+}
+
+void instances_reap(instances *t)
+{
+	struct run_exit x;
+
+	for (size_t i = t->n; i-- > 0;) {
+		int e = run_reap(t->runs[i], &x);
+		if (e < 0)
+			log_warn("%s", err_msg());
+		else if (e == 1)
+			finish(t, i, &x);
+	}
+}
+
+double instances_tick(instances *t, double now)
+{
+	double next = 0, d;
+
+	if (t->n == 0)
+		return 0;
+	if (now >= t->next_log) {
+		for (size_t i = 0; i < t->n; i++)
+			relay_log(t, t->runs[i], 0);
+		t->next_log = now + LOG_PERIOD_S;
+	}
+	next = t->next_log;
+	for (size_t i = 0; i < t->n; i++)
+		if ((d = run_check_time(t->runs[i], now)) > 0 && d < next)
+			next = d;
+	return next;
+}
+
+json_t *instances_running(const instances *t)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < t->n; i++)
+		json_array_append_new(a, json_pack("{sssI}", "instance", run_instance(t->runs[i]),
+						   "generation", (json_int_t)run_generation(t->runs[i])));
+	return a;
+}

@@ -1,0 +1,307 @@
+/* outbox.c - the event queue and its delivery. */
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "digest.h"
+#include "fsutil.h"
+#include "error.h"
+#include "log.h"
+#include "protocol.h"
+
+#define BATCH_EVENTS 64
+#define BATCH_BYTES (768u << 10) /* dispatchd takes JSON bodies up to 1 MiB */
+
+struct item {
+	struct item *next;
+	char instance[PROTO_ID_MAX + 1];
+	uint64_t generation;
+	json_t *event;
+	char blob[DIGEST_HEX_LEN + 1]; /* "" when none, or once uploaded */
+	size_t bytes;		       /* log text held */
+	int droppable;		       /* progress and log */
+	int progress;
+	int skip; /* not worth sending after all */
+};
+
+struct outbox {
+	store *st;
+	struct item *head, **tail;
+	size_t n, bytes;
+};
+
+int outbox_new(outbox **out, store *st)
+{
+	outbox *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return err_set(ERR_NOMEM, "out of memory");
+	o->st = st;
+	o->tail = &o->head;
+	*out = o;
+	return 0;
+}
+
+static void item_free(outbox *o, struct item *it)
+{
+	if (it->blob[0])
+		store_unpin(o->st, it->blob);
+	json_decref(it->event);
+	o->n--;
+	o->bytes -= it->bytes;
+	free(it);
+}
+
+/* Unlinks the item that *link points to. */
+static void unlink_item(outbox *o, struct item **link)
+{
+	struct item *it = *link;
+
+	*link = it->next;
+	if (o->tail == &it->next)
+		o->tail = link;
+	item_free(o, it);
+}
+
+void outbox_free(outbox *o)
+{
+	if (!o)
+		return;
+	while (o->head)
+		unlink_item(o, &o->head);
+	free(o);
+}
+
+size_t outbox_len(const outbox *o)
+{
+	return o->n;
+}
+
+static int is_kind(json_t *ev, const char *kind)
+{
+	const char *k = json_string_value(json_object_get(ev, "kind"));
+
+	return k && !strcmp(k, kind);
+}
+
+/* Drops the oldest droppable event; 0 when there was none. */
+static int drop_one(outbox *o)
+{
+	for (struct item **l = &o->head; *l; l = &(*l)->next)
+		if ((*l)->droppable) {
+			unlink_item(o, l);
+			return 1;
+		}
+	return 0;
+}
+
+int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *event, const char *blob)
+{
+	struct item *it;
+	int r;
+
+	if (!event)
+		return err_set(ERR_NOMEM, "out of memory");
+	/* The newest progress replaces a queued one of the same run. */
+	if (is_kind(event, "progress"))
+		for (it = o->head; it; it = it->next)
+			if (it->progress && it->generation == generation && !strcmp(it->instance, instance)) {
+				json_decref(it->event);
+				it->event = event;
+				return 0;
+			}
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		json_decref(event);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	snprintf(it->instance, sizeof(it->instance), "%s", instance);
+	it->generation = generation;
+	it->event = event;
+	it->progress = is_kind(event, "progress");
+	it->droppable = it->progress || is_kind(event, "log");
+	if (is_kind(event, "log"))
+		it->bytes = json_string_length(json_object_get(event, "text"));
+	if (blob) {
+		if ((r = store_pin(o->st, blob)) < 0) {
+			json_decref(event);
+			free(it);
+			return r;
+		}
+		snprintf(it->blob, sizeof(it->blob), "%s", blob);
+	}
+	*o->tail = it;
+	o->tail = &it->next;
+	o->n++;
+	o->bytes += it->bytes;
+	while ((o->n > OUTBOX_MAX_EVENTS || o->bytes > OUTBOX_MAX_BYTES) && drop_one(o))
+		;
+	return 0;
+}
+
+void outbox_forget(outbox *o, const char *instance, uint64_t generation)
+{
+	struct item **l = &o->head;
+
+	while (*l)
+		if ((*l)->generation == generation && !strcmp((*l)->instance, instance))
+			unlink_item(o, l);
+		else
+			l = &(*l)->next;
+}
+
+#define SAVED_MAX (OUTBOX_MAX_BYTES * 2 + (4u << 20))
+
+int outbox_save(const outbox *o, const char *path)
+{
+	json_t *all = json_array();
+	char *text = NULL;
+	int r;
+
+	if (!o->head) {
+		json_decref(all);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+		return 0;
+	}
+	for (const struct item *it = o->head; all && it; it = it->next)
+		if (json_array_append_new(all, json_pack("{sssIsOss}", "instance", it->instance, "generation",
+							 (json_int_t)it->generation, "event", it->event,
+							 "blob", it->blob)) < 0) {
+			json_decref(all);
+			all = NULL;
+		}
+	if (!all || !(text = json_dumps(all, JSON_COMPACT))) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = fs_write_atomic(path, text, strlen(text), 0600);
+out:
+	free(text);
+	json_decref(all);
+	return r;
+}
+
+int outbox_load(outbox *o, const char *path)
+{
+	struct buf b = BUF_INIT(SAVED_MAX);
+	json_t *all = NULL, *e;
+	size_t i, dropped = 0;
+	int r;
+
+	if ((r = fs_read_file(&b, path, SAVED_MAX)) < 0) {
+		buf_release(&b);
+		return r == ERR_NOTFOUND ? 0 : r;
+	}
+	unlink(path);
+	all = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+	json_array_foreach(all, i, e)
+	{
+		const char *inst = json_string_value(json_object_get(e, "instance"));
+		const char *blob = json_string_value(json_object_get(e, "blob"));
+		json_t *gen = json_object_get(e, "generation"), *ev = json_object_get(e, "event");
+
+		if (!inst || !proto_id_is_valid(inst) || !json_is_integer(gen) ||
+		    json_integer_value(gen) < 0 || !json_is_object(ev) ||
+		    !json_is_string(json_object_get(ev, "kind")) || !blob ||
+		    (*blob && (!digest_is_valid(blob) || !store_has(o->st, blob)))) {
+			dropped++;
+			continue;
+		}
+		if (outbox_add(o, inst, (uint64_t)json_integer_value(gen), json_incref(ev),
+			       *blob ? blob : NULL) < 0)
+			dropped++;
+	}
+	if (!json_is_array(all) || dropped)
+		log_warn("'%s': %zu queued event(s) could not be restored", path,
+			 json_is_array(all) ? dropped : 0);
+	json_decref(all);
+	buf_release(&b);
+	return 0;
+}
+
+/* Uploads the blob an item names. ERR_NET stops the flush; other failures change the event. */
+static int upload(outbox *o, conn *c, struct item *it)
+{
+	char *path = store_path(o->st, it->blob);
+	char note[600];
+	int r;
+
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	r = conn_upload(c, it->blob, path);
+	free(path);
+	if (r == ERR_NET || r == ERR_AUTH)
+		return r;
+	if (r < 0) {
+		log_warn("instance '%s': cannot upload state %.12s: %s", it->instance, it->blob, err_msg());
+		/* The event must not name a blob the dispatcher lacks. */
+		snprintf(note, sizeof(note), "cannot upload the state: %s", err_msg());
+		json_object_set_new(it->event, "state", json_null());
+		json_object_set_new(it->event, "error", json_string(note));
+		if (is_kind(it->event, "checkpoint"))
+			it->skip = 1; /* a checkpoint without its state says nothing */
+	}
+	store_unpin(o->st, it->blob);
+	it->blob[0] = '\0';
+	return 0;
+}
+
+int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instance, uint64_t generation),
+		 void *ud)
+{
+	while (o->head) {
+		struct item *first = o->head, *it;
+		char instance[PROTO_ID_MAX + 1];
+		uint64_t generation;
+		json_t *events = json_array(), *body;
+		size_t n = 0, bytes = 0;
+		int r = 0;
+
+		if (!events)
+			return err_set(ERR_NOMEM, "out of memory");
+		for (it = first; it && n < BATCH_EVENTS && it->generation == first->generation &&
+				 !strcmp(it->instance, first->instance);
+		     it = it->next) {
+			if (n > 0 && bytes + it->bytes > BATCH_BYTES)
+				break;
+			if (it->blob[0] && (r = upload(o, c, it)) < 0)
+				break;
+			if (!it->skip)
+				json_array_append(events, it->event);
+			bytes += it->bytes + 64;
+			n++;
+		}
+		if (r < 0 && n == 0) {
+			json_decref(events);
+			return r;
+		}
+		body = json_pack("{sssIso}", "instance", first->instance, "generation",
+				 (json_int_t)first->generation, "events", events);
+		r = !body		      ? err_set(ERR_NOMEM, "out of memory")
+		    : json_array_size(events) ? conn_request(c, NULL, "POST", "/v1/agent/events", body)
+					      : 0;
+		json_decref(body);
+		if (r == ERR_NET || r == ERR_AUTH || r == ERR_NOMEM)
+			return r;
+		snprintf(instance, sizeof(instance), "%s", first->instance);
+		generation = first->generation;
+		while (n-- > 0)
+			unlink_item(o, &o->head);
+		if (r == ERR_CONFLICT) {
+			log_info("instance '%s' generation %llu is stale: %s", instance,
+				 (unsigned long long)generation, err_msg());
+			outbox_forget(o, instance, generation);
+			if (stale)
+				stale(ud, instance, generation);
+		} else if (r < 0) {
+			log_warn("instance '%s': events dropped: %s", instance, err_msg());
+		}
+	}
+	return 0;
+}

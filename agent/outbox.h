@@ -1,0 +1,65 @@
+/* outbox.h - events waiting for the dispatcher: in order, bounded, surviving an outage. */
+#ifndef DISPATCH_AGENT_OUTBOX_H
+#define DISPATCH_AGENT_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "conn.h"
+#include "store.h"
+
+/*
+ * While the dispatcher cannot be reached, objects keep running and their
+ * events wait here. The queue is bounded: a new progress event replaces
+ * the instance's queued one, and beyond OUTBOX_MAX_EVENTS events or
+ * OUTBOX_MAX_BYTES of log text the oldest log and progress events are
+ * dropped. Checkpoint and exit events are never dropped (there are few).
+ * An event can name a blob (a state bundle) that is uploaded before the
+ * event is sent; the blob stays pinned in the store until then.
+ */
+#define OUTBOX_MAX_EVENTS 4096
+#define OUTBOX_MAX_BYTES (4u << 20)
+
+typedef struct outbox outbox;
+
+/* st (borrowed) holds the blobs events name. *out is new. */
+int outbox_new(outbox **out, store *st);
+/* Unpins what is still queued. NULL is fine. */
+void outbox_free(outbox *o);
+
+/* Queues an event (stolen) of an instance generation; blob (may be NULL) is uploaded first. */
+int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *event, const char *blob);
+
+/* Events queued. */
+size_t outbox_len(const outbox *o);
+
+/* Drops every queued event of the instance generation (it was superseded). */
+void outbox_forget(outbox *o, const char *instance, uint64_t generation);
+
+/*
+ * Writes what is still queued to path (atomically, mode 0600), so that
+ * events survive an agent stopped while the dispatcher is away; an empty
+ * queue removes path. The blobs stay in the store.
+ */
+int outbox_save(const outbox *o, const char *path);
+
+/*
+ * Queues again what outbox_save() wrote and removes path; a missing file is
+ * fine. Entries that do not look right, or whose blob is no longer stored,
+ * are dropped.
+ */
+int outbox_load(outbox *o, const char *path);
+
+/*
+ * Sends the queue in order through c, one POST /v1/agent/events per run of
+ * events of the same instance generation. Stops at the first ERR_NET or
+ * ERR_AUTH and returns it (the rest stays queued); events the dispatcher
+ * refuses are dropped, and for a 409 ("stale generation") stale() is
+ * called so the agent can stop that run. Returns 0 when the queue is empty.
+ */
+int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instance, uint64_t generation),
+		 void *ud);
+
+#endif

@@ -1,0 +1,269 @@
+/* run_out.c - what comes out of an instance: its state bundle and its log. */
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "error.h"
+#include "fsutil.h"
+#include "run_int.h"
+
+#define LOG_RELAY_MAX (1u << 20) /* relayed per instance */
+#define LOG_TAIL (64u << 10)	 /* relayed at the end when the budget is spent */
+#define PACK_ERR_MAX 1024
+
+#define PACK_TRIES 5
+#define SNAP_DEPTH 16
+
+/*
+ * What out/ looks like: a hash of every entry's name, inode, size and
+ * ctime, and whether some file changed after state.json. The SDK renames
+ * blobs into place before state.json, so a blob newer than state.json
+ * means the object is in the middle of its next checkpoint.
+ */
+struct snap {
+	uint64_t hash;
+	struct timespec state, newest;
+};
+
+static void mix(uint64_t *h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		*h = (*h ^ c[i]) * 1099511628211u;
+}
+
+static int later(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+static void snap_dir(int fd0, int depth, struct snap *s)
+{
+	DIR *d = fdopendir(fd0);
+	struct dirent *e;
+	struct stat st;
+
+	if (!d) {
+		close(fd0);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		mix(&s->hash, e->d_name, strlen(e->d_name) + 1);
+		mix(&s->hash, &st.st_ino, sizeof(st.st_ino));
+		mix(&s->hash, &st.st_size, sizeof(st.st_size));
+		mix(&s->hash, &st.st_ctim, sizeof(st.st_ctim));
+		if (depth == 0 && !strcmp(e->d_name, "state.json"))
+			s->state = st.st_ctim;
+		else if (!S_ISDIR(st.st_mode) && later(&st.st_ctim, &s->newest))
+			s->newest = st.st_ctim;
+		if (S_ISDIR(st.st_mode) && depth < SNAP_DEPTH) {
+			int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				snap_dir(fd, depth + 1, s);
+		}
+	}
+	closedir(d);
+}
+
+static void snapshot(const char *dir, struct snap *s)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	memset(s, 0, sizeof(*s));
+	s->hash = 14695981039346656037u;
+	if (fd >= 0)
+		snap_dir(fd, 0, s);
+}
+
+/* Packs out/ in a child running as the object's user; the bundle is left in pack/state.tar.zst. */
+static int pack_as_user(run *r, const char *packdir, const char *tmp)
+{
+	char msg[PACK_ERR_MAX];
+	int p[2], st = 0, e = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_errno(ERR_IO, errno, "cannot create a pipe");
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (setgroups(0, NULL) < 0 || setresgid(r->cfg.gid, r->cfg.gid, r->cfg.gid) < 0 ||
+		    setresuid(r->cfg.uid, r->cfg.uid, r->cfg.uid) < 0) {
+			e = err_errno(ERR_IO, errno, "cannot change to uid %u", (unsigned)r->cfg.uid);
+		} else {
+			if (r->cfg.fsize) {
+				struct rlimit rl = {r->cfg.fsize, r->cfg.fsize};
+				setrlimit(RLIMIT_FSIZE, &rl);
+			}
+			e = bundle_pack_dir(r->out_dir, tmp);
+		}
+		if (e < 0 && write(p[1], err_msg(), strlen(err_msg())) < 0)
+			_exit(2);
+		_exit(e < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		e = errno;
+		close(p[0]);
+		return err_errno(ERR_IO, e, "cannot fork to pack '%s'", packdir);
+	}
+	do
+		n = read(p[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	msg[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return err_set(ERR_CHILD, "%s", msg[0] ? msg : "the packing process failed");
+	return 0;
+}
+
+static int pack_once(run *r, const char *dest, const char *packdir, const char *tmp)
+{
+	int e;
+
+	if (!r->cfg.drop)
+		return bundle_pack_dir(r->out_dir, dest);
+	if ((e = fs_rm_rf(packdir)) < 0)
+		return e;
+	if (mkdir(packdir, 0700) < 0 || chown(packdir, r->cfg.uid, r->cfg.gid) < 0)
+		return err_errno(ERR_IO, errno, "cannot create '%s'", packdir);
+	/* fs_copy_file() opens with O_NOFOLLOW and wants a regular file: nothing planted is followed. */
+	if ((e = pack_as_user(r, packdir, tmp)) < 0)
+		return e;
+	return fs_copy_file(tmp, dest);
+}
+
+int run_pack_state(run *r, const char *dest)
+{
+	char *state = fs_join(r->out_dir, "state.json");
+	char *packdir = fs_join(r->dir, "pack");
+	char *tmp = packdir ? fs_join(packdir, "state.tar.zst") : NULL;
+	struct stat st;
+	int e;
+
+	if (!state || !packdir || !tmp) {
+		e = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (lstat(state, &st) < 0 || !S_ISREG(st.st_mode)) {
+		e = err_set(ERR_NOTFOUND, "instance '%s' wrote no state.json", r->instance);
+		goto out;
+	}
+	/* After the exit nothing writes out/ any more. */
+	if (r->exited) {
+		e = pack_once(r, dest, packdir, tmp);
+		goto out;
+	}
+	/* A running object may start its next checkpoint while this one is packed: then try again. */
+	for (int i = 0; i < PACK_TRIES; i++) {
+		struct snap before, after;
+		snapshot(r->out_dir, &before);
+		if (later(&before.newest, &before.state)) {
+			e = err_set(ERR_CONFLICT, "instance '%s' is writing its next checkpoint",
+				    r->instance);
+			usleep(20000);
+			continue;
+		}
+		if ((e = pack_once(r, dest, packdir, tmp)) < 0)
+			goto out;
+		snapshot(r->out_dir, &after);
+		if (after.hash == before.hash)
+			goto out;
+		e = err_set(ERR_CONFLICT, "instance '%s' changed its state while it was packed", r->instance);
+	}
+out:
+	if (e < 0)
+		err_prefix(e, "cannot pack the state of instance '%s'", r->instance);
+	if (packdir)
+		fs_rm_rf(packdir);
+	free(state);
+	free(packdir);
+	free(tmp);
+	return e;
+}
+
+/* Skips to the last LOG_TAIL bytes, noting how much was left out. */
+static int skip_to_tail(run *r, struct buf *out, uint64_t *pos)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (fstat(r->log_rd, &st) < 0)
+		return err_errno(ERR_IO, errno, "cannot stat the log of instance '%s'", r->instance);
+	size = (uint64_t)st.st_size;
+	if (size > *pos + LOG_TAIL) {
+		uint64_t skipped = size - LOG_TAIL - *pos;
+		*pos = size - LOG_TAIL;
+		return buf_printf(out, "\n[dispatch: %" PRIu64 " bytes of log left out]\n", skipped);
+	}
+	return 0;
+}
+
+int run_read_log(run *r, struct buf *out, size_t max, int final)
+{
+	char *chunk = NULL;
+	size_t budget, want, use, before = out->len;
+	ssize_t n;
+	int e = 0;
+
+	if (r->log_rd < 0 || max == 0)
+		return 0;
+	if (r->log_capped && !final)
+		return 0;
+	if (r->log_capped == 1) {
+		/* Once, at the end: the tail of what was not relayed. */
+		if ((e = skip_to_tail(r, out, &r->log_pos)) < 0)
+			return e;
+		r->log_capped = 2;
+	}
+	budget = r->log_capped ? LOG_TAIL : LOG_RELAY_MAX - (size_t)r->log_sent;
+	want = max < budget ? max : budget;
+	if (want > out->cap - out->len)
+		want = out->cap - out->len;
+	if (want == 0)
+		return (int)(out->len - before);
+	if (!(chunk = malloc(want))) {
+		e = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	do
+		n = pread(r->log_rd, chunk, want, (off_t)r->log_pos);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		e = err_errno(ERR_IO, errno, "cannot read the log of instance '%s'", r->instance);
+		goto out;
+	}
+	/* Hold back a character cut in two unless nothing more can come. */
+	use = proto_utf8_clean(chunk, (size_t)n, !final || (size_t)n == want);
+	if ((e = buf_append(out, chunk, use)) < 0)
+		goto out;
+	r->log_pos += use;
+	if (!r->log_capped) {
+		r->log_sent += use;
+		if (r->log_sent >= LOG_RELAY_MAX)
+			r->log_capped = 1;
+	}
+	e = (int)(out->len - before);
+out:
+	free(chunk);
+	return e;
+}

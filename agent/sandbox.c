@@ -1,0 +1,315 @@
+/* sandbox.c - the steps of sandbox.h: sessions, rlimits, namespaces, privileges, seccomp. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) && !defined(__ILP32__)
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__arm__) && !defined(__ARMEB__)
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_ARM
+#elif defined(__s390x__)
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_S390X
+#elif defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_PPC64LE
+#elif defined(__riscv) && __riscv_xlen == 64
+#define SECCOMP_AUDIT_ARCH AUDIT_ARCH_RISCV64
+#endif
+
+/* clone(2)'s flags are its first argument, except on s390 (CLONE_BACKWARDS2). */
+#if defined(__s390x__)
+#define CLONE_FLAGS_ARG 1
+#else
+#define CLONE_FLAGS_ARG 0
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define ARG_LO(i) (offsetof(struct seccomp_data, args[i]) + 4)
+#else
+#define ARG_LO(i) offsetof(struct seccomp_data, args[i])
+#endif
+
+#define NS_FLAGS                                                                                             \
+	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |           \
+	 CLONE_NEWCGROUP)
+
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	n = strlen(err);
+	if (e && n < errlen)
+		snprintf(err + n, errlen - n, ": %s", strerror(e));
+	return -1;
+}
+
+static int set_limit(int res, uint64_t soft, uint64_t hard)
+{
+	struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+
+	return setrlimit(res, &rl);
+}
+
+/* Step 2: closes every descriptor above 3 but keep. */
+static void close_others(int keep)
+{
+	unsigned lo = 4;
+
+	if (keep >= 4) {
+		if (keep > 4)
+			syscall(SYS_close_range, 4u, (unsigned)keep - 1, 0u);
+		lo = (unsigned)keep + 1;
+	}
+	if (syscall(SYS_close_range, lo, ~0u, 0u) == 0)
+		return;
+	/* close_range() is new (5.9) and qemu-user may not pass it on. */
+	for (int fd = (int)lo; fd < 65536; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
+static int step_limits(const struct sandbox_opts *o, char *err, size_t errlen)
+{
+	/* The hard CPU limit leaves a grace period between SIGXCPU and SIGKILL. */
+	if (o->cpu_s && set_limit(RLIMIT_CPU, o->cpu_s, o->cpu_s + 5) < 0)
+		return fail(err, errlen, errno, "cannot limit the CPU time");
+	if (o->mem && set_limit(RLIMIT_AS, o->mem, o->mem) < 0)
+		return fail(err, errlen, errno, "cannot limit the address space");
+	if (o->fsize && set_limit(RLIMIT_FSIZE, o->fsize, o->fsize) < 0)
+		return fail(err, errlen, errno, "cannot limit the file size");
+	if (o->nofile && set_limit(RLIMIT_NOFILE, o->nofile, o->nofile) < 0)
+		return fail(err, errlen, errno, "cannot limit the open files");
+	if (set_limit(RLIMIT_CORE, 0, 0) < 0)
+		return fail(err, errlen, errno, "cannot disable core dumps");
+	return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Step 4 without root: a user namespace mapping only ourselves makes a network namespace possible. */
+static int unshare_net_as_user(void)
+{
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	char map[64];
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	if (write_text("/proc/self/uid_map", map) < 0)
+		return -1;
+	if (write_text("/proc/self/setgroups", "deny\n") < 0)
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	return write_text("/proc/self/gid_map", map);
+}
+
+static int step_network(const struct sandbox_opts *o, int *isolated, char *err, size_t errlen)
+{
+	*isolated = 0;
+	if (!o->no_net)
+		return 0;
+	if (unshare(CLONE_NEWNET) == 0) {
+		*isolated = 1;
+		return 0;
+	}
+	if (geteuid() == 0)
+		return fail(err, errlen, errno, "cannot create a network namespace");
+	if (unshare_net_as_user() == 0)
+		return 0;
+	fprintf(stderr, "dispatch-run: note: the object keeps the network: %s\n", strerror(errno));
+	return 0;
+}
+
+/* Step 5: a fresh sysfs shows the new network namespace's devices only. */
+static void step_mounts(int net_isolated)
+{
+	if (!net_isolated || geteuid() != 0)
+		return;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		fprintf(stderr, "dispatch-run: note: no private /sys: %s\n", strerror(errno));
+}
+
+static int step_drop(const struct sandbox_opts *o, char *err, size_t errlen)
+{
+	if (!o->drop || (o->uid == getuid() && o->gid == getgid() && geteuid() == o->uid))
+		return 0;
+	if (geteuid() != 0)
+		return fail(err, errlen, 0, "cannot change to uid %u: not running as root", (unsigned)o->uid);
+	if (setgroups(0, NULL) < 0)
+		return fail(err, errlen, errno, "cannot drop the supplementary groups");
+	if (setresgid(o->gid, o->gid, o->gid) < 0)
+		return fail(err, errlen, errno, "cannot change to gid %u", (unsigned)o->gid);
+	if (setresuid(o->uid, o->uid, o->uid) < 0)
+		return fail(err, errlen, errno, "cannot change to uid %u", (unsigned)o->uid);
+	if (o->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		return fail(err, errlen, 0, "privileges could be regained after the change to uid %u",
+			    (unsigned)o->uid);
+	return 0;
+}
+
+#ifdef SECCOMP_AUDIT_ARCH
+
+#define DENY(name)                                                                                           \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_##name, 0, 1),                                              \
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
+
+static int install_filter(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#if defined(__x86_64__)
+		/* x32 calls have their own numbers: refuse them all. */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+#endif
+		DENY(ptrace),
+		DENY(mount),
+		DENY(umount2),
+		DENY(kexec_load),
+		DENY(init_module),
+		DENY(finit_module),
+		DENY(delete_module),
+		DENY(bpf),
+		DENY(perf_event_open),
+		DENY(keyctl),
+		DENY(add_key),
+		DENY(request_key),
+		DENY(unshare),
+		DENY(setns),
+		DENY(reboot),
+		DENY(swapon),
+		DENY(swapoff),
+		DENY(pivot_root),
+		DENY(chroot),
+		DENY(open_by_handle_at),
+		DENY(userfaultfd),
+#ifdef __NR_kexec_file_load
+		DENY(kexec_file_load),
+#endif
+		/* clone3 passes its flags in memory, out of the filter's sight: libc falls back to clone. */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		/* clone may not create namespaces either. */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(CLONE_FLAGS_ARG)),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {(unsigned short)(sizeof(f) / sizeof(f[0])), f};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
+		return 0;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+int sandbox_has_seccomp(void)
+{
+	return 1;
+}
+
+#else
+
+static int install_filter(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+int sandbox_has_seccomp(void)
+{
+	return 0;
+}
+
+#endif
+
+static int apply_seccomp(const struct sandbox_opts *o, char *err, size_t errlen)
+{
+	pid_t parent = getppid();
+	int isolated, r;
+
+	if (setsid() < 0 && setpgid(0, 0) < 0)
+		return fail(err, errlen, errno, "cannot create a process group");
+	close_others(o->keep_fd);
+	if ((r = step_limits(o, err, errlen)) < 0 || (r = step_network(o, &isolated, err, errlen)) < 0)
+		return r;
+	step_mounts(isolated);
+	if ((r = step_drop(o, err, errlen)) < 0)
+		return r;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return fail(err, errlen, errno, "cannot set the parent-death signal");
+	if (getppid() != parent)
+		return fail(err, errlen, 0, "the agent is gone");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return fail(err, errlen, errno, "cannot set no_new_privs");
+	if (install_filter() < 0)
+		fprintf(stderr, "dispatch-run: warning: no seccomp filter: %s\n", strerror(errno));
+	if (o->workdir && chdir(o->workdir) < 0)
+		return fail(err, errlen, errno, "cannot enter '%s'", o->workdir);
+	return 0;
+}
+
+static int apply_null(const struct sandbox_opts *o, char *err, size_t errlen)
+{
+	close_others(o->keep_fd);
+	if (o->workdir && chdir(o->workdir) < 0)
+		return fail(err, errlen, errno, "cannot enter '%s'", o->workdir);
+	return 0;
+}
+
+static const struct sandbox_backend backends[] = {
+    {"seccomp", apply_seccomp},
+    {"null", apply_null},
+};
+
+const struct sandbox_backend *sandbox_backend(const char *name)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (!strcmp(backends[i].name, name))
+			return &backends[i];
+	return NULL;
+}
+
+int sandbox_apply(const struct sandbox_backend *b, const struct sandbox_opts *o, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return b->apply(o, err, errlen);
+}

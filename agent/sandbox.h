@@ -1,0 +1,76 @@
+/* sandbox.h - confines the process that is about to become an object. */
+#ifndef DISPATCH_SANDBOX_H
+#define DISPATCH_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * dispatch-run calls sandbox_apply() between its option parsing and the
+ * execve() of the object. The "seccomp" backend takes these steps, in this
+ * order, so that each one still has the authority it needs and nothing is
+ * left afterwards:
+ *
+ *   1. setsid(): a new session and process group, so that the agent can
+ *      signal or kill the object with every descendant at once
+ *   2. close every descriptor above the progress channel (fd 3) and the
+ *      status pipe: the object inherits stdin, stdout, stderr and fd 3 only
+ *   3. rlimits: CPU seconds, address space, file size, open files; no core
+ *      dumps
+ *   4. a private network namespace (only a downed loopback). As root this
+ *      must work; otherwise it is tried through a user namespace that maps
+ *      the caller's own uid, and a failure is reported on stderr but does
+ *      not stop the object (an unprivileged agent cannot do better)
+ *   5. a private mount namespace with a fresh /sys, so that
+ *      /sys/class/net describes the private network (root only, best effort)
+ *   6. drop privileges, when root and a uid is given: setgroups(0),
+ *      setresgid(), setresuid(), then check that root cannot be regained
+ *   7. PR_SET_PDEATHSIG(SIGKILL): the object dies with the agent (set after
+ *      the uid change, which clears it), so no object runs unaccounted for
+ *   8. PR_SET_NO_NEW_PRIVS: no setuid binary or file capability can give
+ *      back what was dropped
+ *   9. a seccomp filter denying a short list of system calls an object has
+ *      no use for (ptrace, mount, namespaces, modules, keyrings, bpf, ...)
+ *      and every call of another ABI (x32, or 32-bit calls from a 64-bit
+ *      process). Installing it can fail, e.g. under qemu-user, which does
+ *      not emulate seccomp: then a one-line warning goes to stderr and the
+ *      object runs without it
+ *  10. chdir() into the work directory (as the object's user)
+ *
+ * The "null" backend (dispatch-run --no-sandbox, for debugging) only
+ * closes descriptors and changes the directory.
+ *
+ * The code is libc-only and does not allocate, so that dispatch-run stays
+ * tiny and starts in well under a millisecond.
+ */
+
+struct sandbox_opts {
+	int drop; /* 1: change to uid/gid (only possible as root) */
+	uid_t uid;
+	gid_t gid;
+	uint64_t cpu_s;	     /* RLIMIT_CPU seconds, 0: unlimited */
+	uint64_t mem;	     /* RLIMIT_AS bytes, 0: unlimited */
+	uint64_t fsize;	     /* RLIMIT_FSIZE bytes, 0: unlimited */
+	uint64_t nofile;     /* RLIMIT_NOFILE, 0: keep */
+	int no_net;	     /* 1: private network namespace */
+	int keep_fd;	     /* one more descriptor to keep open (the status pipe), -1: none */
+	const char *workdir; /* NULL: stay */
+};
+
+struct sandbox_backend {
+	const char *name;
+	/* Applies the steps; 0, or -1 with a message in err. */
+	int (*apply)(const struct sandbox_opts *o, char *err, size_t errlen);
+};
+
+/* The backend called name ("seccomp" or "null"), or NULL. Borrowed. */
+const struct sandbox_backend *sandbox_backend(const char *name);
+
+/* Applies backend b; on failure err holds "cannot STEP: reason". */
+int sandbox_apply(const struct sandbox_backend *b, const struct sandbox_opts *o, char *err, size_t errlen);
+
+/* Whether this build has a seccomp filter for its ISA. */
+int sandbox_has_seccomp(void);
+
+#endif

@@ -1,0 +1,182 @@
+/* test_agent_outbox.c - queued events are bounded, coalesced, and kept while the dispatcher is away. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "error.h"
+#include "fsutil.h"
+#include "outbox.h"
+#include "protocol.h"
+#include "store.h"
+
+struct fixture {
+	char *dir;
+	store *st;
+	outbox *ob;
+};
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(fs_mkdtemp(&f->dir, tmp && *tmp ? tmp : "/tmp", "outbox"), 0);
+	assert_int_equal(store_open(&f->st, f->dir, 1000), 0);
+	assert_int_equal(outbox_new(&f->ob, f->st), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	outbox_free(f->ob);
+	store_free(f->st);
+	fs_rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void test_outbox__progress_is_coalesced(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(outbox_add(f->ob, "i-1", 1, proto_event_running(), NULL), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(outbox_add(f->ob, "i-1", 1, proto_event_progress(i / 100.0), NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 2);
+	/* Another run's progress is its own. */
+	assert_int_equal(outbox_add(f->ob, "i-1", 2, proto_event_progress(0.5), NULL), 0);
+	assert_int_equal(outbox_add(f->ob, "i-2", 1, proto_event_progress(0.5), NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 4);
+	outbox_forget(f->ob, "i-1", 1);
+	assert_int_equal(outbox_len(f->ob), 2);
+	assert_int_equal(outbox_add(f->ob, "i-1", 1, NULL, NULL), ERR_NOMEM);
+}
+
+static void test_outbox__bounded_but_exits_stay(void **state)
+{
+	struct fixture *f = *state;
+	char text[1000];
+
+	memset(text, 'x', sizeof(text));
+	assert_int_equal(outbox_add(f->ob, "i-1", 1, proto_event_exit(0, 0, NULL, NULL), NULL), 0);
+	for (int i = 0; i < OUTBOX_MAX_EVENTS + 100; i++)
+		assert_int_equal(outbox_add(f->ob, "i-2", 1, proto_event_log(text, sizeof(text)), NULL), 0);
+	assert_true(outbox_len(f->ob) <= OUTBOX_MAX_EVENTS);
+	assert_true(outbox_len(f->ob) * sizeof(text) <= OUTBOX_MAX_BYTES + sizeof(text));
+	/* Exits are never dropped, even beyond the bound. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(outbox_add(f->ob, "i-3", (uint64_t)i, proto_event_exit(1, 0, NULL, "exit 1"), NULL),
+				 0);
+	outbox_forget(f->ob, "i-2", 1);
+	assert_int_equal(outbox_len(f->ob), 11);
+}
+
+/* The dispatcher is down: nothing is lost, the state blob stays pinned. */
+static void test_outbox__kept_while_unreachable(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_join(store_tmpdir(f->st), "state"), *path;
+	digest_hex d;
+	conn *c = NULL;
+
+	assert_int_equal(fs_write_atomic(tmp, "a state bundle", 14, 0644), 0);
+	assert_int_equal(store_adopt(f->st, &d, tmp, NULL), 0);
+	path = store_path(f->st, d.hex);
+	assert_int_equal(outbox_add(f->ob, "i-1", 1, proto_event_checkpoint(d.hex), d.hex), 0);
+	assert_int_equal(outbox_add(f->ob, "i-1", 1, proto_event_exit(85, 0, d.hex, NULL), d.hex), 0);
+	assert_int_equal(conn_new(&c, "http://127.0.0.1:1", NULL), 0);
+	assert_int_equal(conn_set_token(c, "0123456789abcdef"), 0);
+	assert_int_equal(outbox_flush(f->ob, c, NULL, NULL), ERR_NET);
+	assert_non_null(strstr(err_msg(), "127.0.0.1"));
+	assert_int_equal(outbox_len(f->ob), 2);
+	/* Pinned: a flood of other blobs does not evict it. */
+	for (int i = 0; i < 20; i++) {
+		char data[200];
+		memset(data, 'a' + i, sizeof(data));
+		assert_int_equal(fs_write_atomic(tmp, data, sizeof(data), 0644), 0);
+		assert_int_equal(store_adopt(f->st, NULL, tmp, NULL), 0);
+	}
+	assert_true(fs_exists(path));
+	/* Sent or forgotten: unpinned, and the least recently used blob goes first. */
+	outbox_forget(f->ob, "i-1", 1);
+	for (int i = 0; i < 2; i++) {
+		char data[200];
+		memset(data, 'A' + i, sizeof(data));
+		assert_int_equal(fs_write_atomic(tmp, data, sizeof(data), 0644), 0);
+		assert_int_equal(store_adopt(f->st, NULL, tmp, NULL), 0);
+	}
+	assert_false(fs_exists(path));
+	conn_free(c);
+	free(path);
+	free(tmp);
+}
+
+/* Stopped while the dispatcher is away: the queue is saved and restored, blobs pinned again. */
+static void test_outbox__saved_and_restored(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_join(store_tmpdir(f->st), "state"), *saved = fs_join(f->dir, "outbox.json");
+	outbox *again = NULL;
+	digest_hex d;
+
+	assert_int_equal(fs_write_atomic(tmp, "a state bundle", 14, 0644), 0);
+	assert_int_equal(store_adopt(f->st, &d, tmp, NULL), 0);
+	assert_int_equal(outbox_save(f->ob, saved), 0); /* empty: no file */
+	assert_false(fs_exists(saved));
+	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_log("bye\n", 4), NULL), 0);
+	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_exit(85, 0, d.hex, NULL), d.hex), 0);
+	assert_int_equal(outbox_save(f->ob, saved), 0);
+	assert_true(fs_exists(saved));
+	assert_int_equal(outbox_new(&again, f->st), 0);
+	assert_int_equal(outbox_load(again, saved), 0);
+	assert_false(fs_exists(saved));
+	assert_int_equal(outbox_len(again), 2);
+	outbox_free(again);
+	/* Damaged files restore nothing and break nothing. */
+	{
+		const char *bad = "[{\"instance\": \"../x\", \"generation\": 1, \"event\": {\"kind\": \"exit\"}, "
+				  "\"blob\": \"\"}, 3, {}]";
+		assert_int_equal(fs_write_atomic(saved, bad, strlen(bad), 0600), 0);
+	}
+	assert_int_equal(outbox_new(&again, f->st), 0);
+	assert_int_equal(outbox_load(again, saved), 0);
+	assert_int_equal(outbox_len(again), 0);
+	assert_int_equal(fs_write_atomic(saved, "not json", 8, 0600), 0);
+	assert_int_equal(outbox_load(again, saved), 0);
+	assert_int_equal(outbox_len(again), 0);
+	assert_int_equal(outbox_load(again, saved), 0); /* missing: fine */
+	outbox_free(again);
+	free(tmp);
+	free(saved);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_outbox__progress_is_coalesced),
+		T(test_outbox__bounded_but_exits_stay),
+		T(test_outbox__kept_while_unreachable),
+		T(test_outbox__saved_and_restored),
+	};
+	int r;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return r;
+}
