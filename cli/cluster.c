@@ -45,6 +45,9 @@ const char *cluster_default_dir(void)
 
 	if (env && *env)
 		return env;
+	/* Root's home is closed to the unprivileged user objects run as. */
+	if (geteuid() == 0)
+		return "/var/lib/dispatch/cluster";
 	if (xdg && *xdg)
 		snprintf(path, sizeof(path), "%s/dispatch/cluster", xdg);
 	else
@@ -226,9 +229,11 @@ int cluster_up(const struct cluster_opts *o)
 			    !dispatchd ? "dispatchd" : "dispatch-agent");
 		goto out;
 	}
+	/* Objects run as another user: they must be able to reach their agent's directory. */
 	snprintf(state, sizeof(state), "%s/dispatchd", dir);
-	if ((r = fs_mkdir_p(state, 0700)) < 0)
+	if ((r = fs_mkdir_p(dir, 0711)) < 0 || (r = fs_mkdir_p(state, 0700)) < 0)
 		goto out;
+	chmod(dir, 0711);
 	snprintf(path, sizeof(path), "%s/%s", dir, PIDS_FILE);
 	pf = fopen(path, "we");
 	if (!pf) {
@@ -283,8 +288,9 @@ int cluster_up(const struct cluster_opts *o)
 		snprintf(name, sizeof(name), "local-%s", isa);
 		snprintf(work, sizeof(work), "%s/agent-%s", dir, isa);
 		snprintf(log, sizeof(log), "%s/agent-%s.log", dir, isa);
-		if ((r = fs_mkdir_p(work, 0700)) < 0)
+		if ((r = fs_mkdir_p(work, 0711)) < 0)
 			goto out;
+		chmod(work, 0711);
 		char *argv[] = { bin, "--dispatcher", (char *)buf_str(&url), "--join-token-file", join_file,
 				 "--work-dir", work, "--name", name, NULL };
 		if (npids == PROCS_MAX || (r = spawn(&pids[npids], argv, env, log)) < 0)

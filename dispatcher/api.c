@@ -200,14 +200,14 @@ static void get_result(struct core *c, struct http_req *req)
 	if (!row)
 		return;
 	digest = json_string_value(json_object_get(row, "result_digest"));
-	if (strcmp(json_string_value(json_object_get(row, "state")), "done") != 0 || !digest) {
+	if (strcmp(json_string_value(json_object_get(row, "state")), "done") != 0) {
 		http_reply_error(req, 409, "instance '%s' has not finished (state %s)", req->args[0],
 				 json_string_value(json_object_get(row, "state")));
 		json_decref(row);
 		return;
 	}
-	/* The bundle's state.json, read through the safe extractor. */
-	{
+	/* The bundle's state.json, read through the safe extractor; an object may finish without one. */
+	if (digest) {
 		char *dir = NULL, *blob = cas_path(c->blobs, digest), *file = NULL;
 		if (blob && fs_mkdtemp(&dir, cas_tmpdir(c->blobs), "result") == 0 &&
 		    bundle_extract_file(blob, dir, 0, NULL) == 0 && (file = fs_join(dir, "state.json")))
@@ -218,8 +218,8 @@ static void get_result(struct core *c, struct http_req *req)
 		free(blob);
 		free(file);
 	}
-	http_reply_json(req, 200, json_pack("{sssssO}", "instance", req->args[0], "digest", digest, "state",
-					    state ? state : json_null()));
+	http_reply_json(req, 200, json_pack("{sssosO}", "instance", req->args[0], "digest",
+					    digest ? json_string(digest) : json_null(), "state", state ? state : json_null()));
 	json_decref(state);
 	json_decref(row);
 }
