@@ -37,11 +37,12 @@ enum { CLI_OPT_URL = 0x100, CLI_OPT_TOKEN, CLI_OPT_JSON, CLI_OPT_HELP };
 	{ "help", no_argument, NULL, CLI_OPT_HELP }
 
 #define CLI_REMOTE_HELP                                                                       \
-	"  --url URL      the dispatcher, e.g. http://10.0.0.1:8080 (else DISPATCH_URL,\n"     \
+	"  --url URL      the dispatcher, e.g. https://198.18.0.1:7443 (else DISPATCH_URL,\n"  \
 	"                 else 'url = ...' in ~/.config/dispatch/config)\n"                      \
 	"  --token TOKEN  the operator token (else DISPATCH_TOKEN, DISPATCH_TOKEN_FILE,\n"      \
 	"                 'token = ...' or 'token_file = ...' in the config file; a flag\n"      \
-	"                 is visible to other users in ps: prefer the file)\n"
+	"                 is visible to other users in ps: prefer the file)\n"                \
+	"  DISPATCH_CA    a CA file to trust for https (a dispatcher's own certificate)\n"
 
 /* The remote options' values. */
 struct cli_remote {

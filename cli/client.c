@@ -255,6 +255,9 @@ static int perform(struct request *q, const char *path)
 	curl_easy_setopt(c->curl, CURLOPT_URL, buf_str(&url));
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/* A dispatcher with its own certificate: DISPATCH_CA names the CA (or the certificate) to trust. */
+	if (getenv("DISPATCH_CA") && *getenv("DISPATCH_CA"))
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, getenv("DISPATCH_CA"));
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CLIENT_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, CLIENT_STALL_TIMEOUT_S);

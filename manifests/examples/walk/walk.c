@@ -1,0 +1,86 @@
+/* walk.c - a long computation whose whole state is portable: a checkpointable random walk.
+ *
+ * Each step advances a xorshift64* generator (64-bit integers) and a
+ * double-precision accumulator. Everything the loop needs lives in the
+ * SDK's state, so the walk can be stopped on one ISA and continued on
+ * another, and ends bit-identical to an uninterrupted run. A fork index
+ * picks a different stream, so forks diverge deterministically.
+ *
+ * State in:  steps (i64), seed (u64), scale (f64), label (str), sleep_us (i64)
+ * State out: i, x, acc, plus isa, state_ok and the inputs.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "dispatch.h"
+
+/* What the manifest's state must hold when it arrives; see manifests/examples/walk.json. */
+#define BIG_EXPECTED 18446744073709551557ULL /* the largest 64-bit prime: above INT64_MAX */
+
+static uint64_t next(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 2685821657736338717ULL;
+}
+
+static void pause_us(int64_t us)
+{
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+
+	if (us > 0)
+		nanosleep(&ts, NULL);
+}
+
+int main(void)
+{
+	int64_t steps, i, sleep_us, checkpoint_every;
+	uint64_t x;
+	double acc, scale;
+
+	if (dispatch_init() < 0)
+		return 1;
+	steps = dispatch_get_i64("steps", 1000000);
+	sleep_us = dispatch_get_i64("sleep_us", 0);
+	checkpoint_every = dispatch_get_i64("checkpoint_every", 0);
+	scale = dispatch_get_f64("scale", 1.0);
+	i = dispatch_get_i64("i", 0);
+	/* A fresh start seeds from the manifest and the fork index; a continuation resumes. */
+	if (dispatch_has("x")) {
+		x = dispatch_get_u64("x", 1);
+		acc = dispatch_get_f64("acc", 0);
+	} else {
+		x = dispatch_get_u64("seed", 88172645463325252ULL) + (uint64_t)dispatch_fork_index() * 0x9e3779b97f4a7c15ULL;
+		x = x ? x : 1;
+		acc = 0;
+		dispatch_set_i64("state_ok", dispatch_get_u64("big", 0) == BIG_EXPECTED &&
+						     !strcmp(dispatch_get_str("label", ""), "grüße") &&
+						     scale == 0.1);
+		dispatch_set_i64("fork", dispatch_fork_index());
+	}
+	for (; i < steps; i++) {
+		uint64_t r = next(&x);
+		acc += (double)(r >> 11) * 0x1.0p-53 * scale - 0.5 * scale;
+		if ((i & 1023) == 0) {
+			dispatch_progress((double)i / (double)steps);
+			pause_us(sleep_us);
+		}
+		if (dispatch_checkpoint_requested() || (checkpoint_every && i && i % checkpoint_every == 0)) {
+			dispatch_set_i64("i", i + 1); /* step i is done: continue at the next one */
+			dispatch_set_u64("x", x);
+			dispatch_set_f64("acc", acc);
+			if (dispatch_checkpoint_requested())
+				dispatch_checkpoint_exit();
+			dispatch_checkpoint();
+		}
+	}
+	dispatch_set_i64("i", i);
+	dispatch_set_u64("x", x);
+	dispatch_set_f64("acc", acc);
+	dispatch_set_str("isa", dispatch_isa());
+	printf("walk: isa=%s steps=%" PRId64 " x=%016" PRIx64 " acc=%a\n", dispatch_isa(), i, x, acc);
+	dispatch_finish();
+}
