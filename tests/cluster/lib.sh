@@ -51,7 +51,10 @@ net_host() {
 net_addr() {
 	local h
 	for h in "${net_hosts[@]}"; do
-		[ "${h%%:*}" = "$1" ] && { echo "$net_subnet.${h##*:}"; return; }
+		if [ "${h%%:*}" = "$1" ]; then
+			echo "$net_subnet.${h##*:}"
+			return 0
+		fi
 	done
 	return 1
 }
@@ -66,7 +69,9 @@ net_exec() {
 net_link() {
 	local h
 	for h in "${net_hosts[@]}"; do
-		[ "${h%%:*}" = "$1" ] && ip -n "$net_switch" link set "v${h##*:}" "$2"
+		if [ "${h%%:*}" = "$1" ]; then
+			ip -n "$net_switch" link set "v${h##*:}" "$2"
+		fi
 	done
 }
 
