@@ -436,7 +436,8 @@ int manifest_name_is_valid(const char *name)
 static int parse_object(struct manifest_object *o, const json_t *v, const char *path, const char *base)
 {
 	static const char *const keys[] = { "name", "source", "build", "entry", "args", "instances",
-					    "state", "targets", "sdk", NULL };
+					    "state", "targets", "sdk", "fork", "checkpoint", NULL };
+	static const char *const ckpt_keys[] = { "interval_s", NULL };
 	json_t *canon = NULL;
 	int r;
 
@@ -453,8 +454,25 @@ static int parse_object(struct manifest_object *o, const json_t *v, const char *
 	    (r = get_vec(&o->args, v, "args", path, 0, 0, VEC_ANY)) < 0 ||
 	    (r = get_int(&o->instances, v, "instances", path, 1, MANIFEST_MAX_INSTANCES, 1)) < 0 ||
 	    (r = get_vec(&o->targets, v, "targets", path, 0, 1, VEC_ANY)) < 0 ||
-	    (r = get_bool(&o->sdk, v, "sdk", path, 0)) < 0)
+	    (r = get_bool(&o->sdk, v, "sdk", path, 0)) < 0 ||
+	    (r = get_int(&o->fork, v, "fork", path, 1, MANIFEST_MAX_INSTANCES, 0)) < 0)
 		return r;
+	if (o->fork && json_object_get(v, "instances"))
+		return err_set(ERR_INVALID, "%s.fork: give \"fork\" or \"instances\", not both", path);
+	if (o->fork)
+		o->instances = o->fork;
+	if (json_object_get(v, "checkpoint")) {
+		json_t *ck = json_object_get(v, "checkpoint");
+		char p[PATH_LEN];
+		sub_key(p, path, "checkpoint");
+		if (!json_is_object(ck))
+			return err_set(ERR_INVALID, "%s: expected an object, got %s", p, type_name(ck));
+		if ((r = check_keys(ck, p, ckpt_keys)) < 0 ||
+		    (r = get_int(&o->checkpoint_s, ck, "interval_s", p, 1, 86400, 0)) < 0)
+			return r;
+		if (!o->checkpoint_s)
+			return err_set(ERR_INVALID, "%s.interval_s: missing (expected seconds)", p);
+	}
 	if (o->entry && !manifest_name_is_valid(o->entry))
 		return err_set(ERR_INVALID, "%s.entry: '%s' is not a valid file name", path, o->entry);
 	if (!o->entry && !(o->entry = strdup(o->name)))

@@ -53,6 +53,8 @@ struct manifest_object {
 	json_t *state;     /* borrowed from the manifest's document, or NULL */
 	char **targets;    /* "*", "isa" or "isa:level" */
 	int sdk;           /* link the object SDK (sdk/dispatch.h) */
+	int fork;          /* "fork": N — the instances are forks 0..N-1 of one start */
+	int checkpoint_s;  /* "checkpoint": {"interval_s": S}, 0: none */
 	char *build_json;  /* canonical JSON of what determines the build */
 };
 

@@ -80,9 +80,18 @@ static int want_id(struct http_req *req, char prefix, const char *what, int64_t 
 
 static void post_job(struct core *c, struct http_req *req)
 {
+	const char *balance = http_query(req, "balance");
 	json_t *out = NULL;
-	int r = jobs_submit(c, req->file, &out);
+	int r;
 
+	if (balance && strcmp(balance, "0") && strcmp(balance, "1")) {
+		http_reply_error(req, 400, "query: \"balance\" must be 0 or 1");
+		return;
+	}
+	r = jobs_submit(c, req->file, &out);
+	if (r == 0 && balance && !strcmp(balance, "0"))
+		store_run(c->db, NULL, "UPDATE jobs SET balance = 0 WHERE id = ?", "i",
+			  (int64_t)strtoll(json_string_value(json_object_get(out, "job")) + 2, NULL, 10));
 	if (r == 0)
 		http_reply_json(req, 201, out);
 	else if (r == ERR_INVALID || r == ERR_LIMIT || r == ERR_NOTFOUND || r == ERR_CORRUPT)
@@ -398,6 +407,248 @@ static void agent_events(struct core *c, struct http_req *req)
 		http_reply_error(req, status, "%s", err);
 }
 
+
+/* ---- moving work: stop, continue, migrate, fork, drain ---- */
+
+static int node_by_name(struct core *c, const char *name, int64_t *id)
+{
+	return parse_id(name, 'n', id) == 0 &&
+	       store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE id = ? AND state = 'up'", "i", *id) == 1 ? 0 : -1;
+}
+
+/* Reads {"node": "n-2"} / {"isa": "s390x"} (both optional) from the body. */
+static int placement_wish(struct core *c, struct http_req *req, int64_t *node, const char **isa)
+{
+	const char *n = json_string_value(json_object_get(req->json, "node"));
+	json_t *i = json_object_get(req->json, "isa");
+
+	*node = 0;
+	*isa = NULL;
+	if (json_object_get(req->json, "node") && (!n || node_by_name(c, n, node) < 0)) {
+		http_reply_error(req, 400, "node '%.40s' is not a node that is up", n ? n : "?");
+		return -1;
+	}
+	if (i && (!json_is_string(i) || !valid_word(json_string_value(i), 16))) {
+		http_reply_error(req, 400, "body: \"isa\" must be an ISA name");
+		return -1;
+	}
+	*isa = json_string_value(i);
+	return 0;
+}
+
+static void send_stop(struct core *c, json_t *inst, const char *iid, const char *mode)
+{
+	json_t *msg = json_pack("{sssssIss}", "type", "stop", "instance", iid, "generation",
+				json_integer_value(json_object_get(inst, "generation")), "mode", mode);
+
+	sched_send(c, json_integer_value(json_object_get(inst, "node")), msg);
+	json_decref(msg);
+}
+
+static int is_state(json_t *inst, const char *a, const char *b)
+{
+	const char *st = json_string_value(json_object_get(inst, "state"));
+
+	return !strcmp(st, a) || (b && !strcmp(st, b));
+}
+
+static void stop_instance(struct core *c, struct http_req *req)
+{
+	int64_t id;
+	json_t *inst = load_instance(c, req, &id);
+
+	if (!inst)
+		return;
+	if (is_state(inst, "starting", "running")) {
+		store_run(c->db, NULL, "UPDATE instances SET hold = 1, want_node = NULL, want_isa = NULL WHERE id = ?",
+			  "i", id);
+		core_history(c, id, "stop requested", json_integer_value(json_object_get(inst, "node")),
+			     json_string_value(json_object_get(inst, "isa")), "checkpoint and hold");
+		send_stop(c, inst, req->args[0], "checkpoint");
+		http_reply_json(req, 202, json_pack("{ssss}", "instance", req->args[0], "state", "stopping"));
+	} else if (is_state(inst, "pending", NULL)) {
+		store_run(c->db, NULL, "UPDATE instances SET hold = 1, state = 'checkpointed' WHERE id = ?", "i", id);
+		core_history(c, id, "stopped", 0, NULL, "held before it started");
+		http_reply_json(req, 200, json_pack("{ssss}", "instance", req->args[0], "state", "checkpointed"));
+	} else {
+		http_reply_error(req, 409, "instance '%s' is %s: only a running or pending instance can be stopped",
+				 req->args[0], json_string_value(json_object_get(inst, "state")));
+	}
+	json_decref(inst);
+}
+
+static void continue_instance(struct core *c, struct http_req *req)
+{
+	int64_t id, node;
+	const char *isa;
+	json_t *inst = load_instance(c, req, &id);
+	char detail[96];
+
+	if (!inst)
+		return;
+	if (placement_wish(c, req, &node, &isa) == 0) {
+		if (!is_state(inst, "checkpointed", NULL)) {
+			http_reply_error(req, 409, "instance '%s' is %s: only a stopped (checkpointed) instance can be "
+					 "continued", req->args[0], json_string_value(json_object_get(inst, "state")));
+		} else {
+			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', hold = 0, want_node = ?, "
+				  "want_isa = ? WHERE id = ?", "isi", node ? node : (int64_t)0, isa, id);
+			store_run(c->db, NULL, "UPDATE instances SET want_node = NULL WHERE id = ? AND want_node = 0", "i", id);
+			snprintf(detail, sizeof(detail), "%s%s%s", node ? "on " : isa ? "on " : "anywhere",
+				 node ? json_string_value(json_object_get(req->json, "node")) : "", isa ? isa : "");
+			core_history(c, id, "continue requested", 0, NULL, detail);
+			sched_pass(c);
+			http_reply_json(req, 202, json_pack("{ssss}", "instance", req->args[0], "state", "pending"));
+		}
+	}
+	json_decref(inst);
+}
+
+static void migrate_instance(struct core *c, struct http_req *req)
+{
+	int64_t id, node;
+	const char *isa;
+	json_t *inst = load_instance(c, req, &id);
+	char detail[96];
+
+	if (!inst)
+		return;
+	if (placement_wish(c, req, &node, &isa) < 0)
+		goto out;
+	if (!node && !isa) {
+		http_reply_error(req, 400, "body: \"node\" or \"isa\" says where to migrate to");
+		goto out;
+	}
+	if (node && node == json_integer_value(json_object_get(inst, "node"))) {
+		http_reply_error(req, 409, "instance '%s' already runs on %s", req->args[0],
+				 json_string_value(json_object_get(req->json, "node")));
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "to %s", node ? json_string_value(json_object_get(req->json, "node")) : isa);
+	if (is_state(inst, "starting", "running")) {
+		store_run(c->db, NULL, "UPDATE instances SET hold = 0, want_node = ?, want_isa = ?, "
+			  "stop_requested = ? WHERE id = ?", "isdi", node, isa, core_now(), id);
+		store_run(c->db, NULL, "UPDATE instances SET want_node = NULL WHERE id = ? AND want_node = 0", "i", id);
+		core_history(c, id, "migrate requested", json_integer_value(json_object_get(inst, "node")),
+			     json_string_value(json_object_get(inst, "isa")), detail);
+		send_stop(c, inst, req->args[0], "checkpoint");
+	} else if (is_state(inst, "checkpointed", "pending")) {
+		store_run(c->db, NULL, "UPDATE instances SET state = 'pending', hold = 0, want_node = ?, want_isa = ? "
+			  "WHERE id = ?", "isi", node, isa, id);
+		store_run(c->db, NULL, "UPDATE instances SET want_node = NULL WHERE id = ? AND want_node = 0", "i", id);
+		core_history(c, id, "migrate requested", 0, NULL, detail);
+		sched_pass(c);
+	} else {
+		http_reply_error(req, 409, "instance '%s' is %s and cannot move", req->args[0],
+				 json_string_value(json_object_get(inst, "state")));
+		goto out;
+	}
+	http_reply_json(req, 202, json_pack("{ssss}", "instance", req->args[0], "state", "migrating"));
+out:
+	json_decref(inst);
+}
+
+static void fork_instance(struct core *c, struct http_req *req)
+{
+	json_t *countv = json_object_get(req->json, "count"), *ids = NULL;
+	int64_t id, first, n;
+	json_t *inst = load_instance(c, req, &id);
+	char detail[64];
+
+	if (!inst)
+		return;
+	n = json_integer_value(countv);
+	if (!json_is_integer(countv) || n < 1 || n > 1000) {
+		http_reply_error(req, 400, "body: \"count\" must be an integer from 1 to 1000");
+		goto out;
+	}
+	if (is_state(inst, "cancelled", "failed")) {
+		http_reply_error(req, 409, "instance '%s' is %s: nothing to fork", req->args[0],
+				 json_string_value(json_object_get(inst, "state")));
+		goto out;
+	}
+	/* Forks continue the latest checkpoint (or the initial state) with fork indices after the job's last. */
+	first = store_int(c->db, 0, "SELECT MAX(fork_index) FROM instances WHERE job = ? AND object = ?", "is",
+			  json_integer_value(json_object_get(inst, "job")), json_string_value(json_object_get(inst, "object"))) + 1;
+	ids = json_array();
+	store_begin(c->db);
+	snprintf(detail, sizeof(detail), "forked from %s", req->args[0]);
+	for (int64_t k = 0; k < n; k++) {
+		int64_t nid = 0;
+		char name[32];
+		store_run(c->db, &nid, "INSERT INTO instances(job, object, idx, fork_index, state, state_digest, created) "
+			  "VALUES(?, ?, (SELECT MAX(idx) + 1 FROM instances WHERE job = ?), ?, 'pending', ?, ?)", "isiisd",
+			  json_integer_value(json_object_get(inst, "job")), json_string_value(json_object_get(inst, "object")),
+			  json_integer_value(json_object_get(inst, "job")), first + k,
+			  json_string_value(json_object_get(inst, "state_digest")), core_now());
+		core_history(c, nid, "forked", 0, NULL, detail);
+		snprintf(name, sizeof(name), "i-%lld", (long long)nid);
+		json_array_append_new(ids, json_string(name));
+	}
+	store_run(c->db, NULL, "UPDATE jobs SET state = 'running' WHERE id = ? AND state IN ('done', 'failed')", "i",
+		  json_integer_value(json_object_get(inst, "job")));
+	if (store_commit(c->db) < 0) {
+		store_rollback(c->db);
+		http_reply_error(req, 500, "%s", err_msg());
+		goto out;
+	}
+	{
+		char *list = json_dumps(ids, JSON_COMPACT);
+		core_history(c, id, "forked", 0, NULL, list);
+		free(list);
+	}
+	sched_pass(c);
+	http_reply_json(req, 201, json_pack("{ssO}", "instance", req->args[0], "forks", ids));
+out:
+	json_decref(ids);
+	json_decref(inst);
+}
+
+static void drain_node(struct core *c, struct http_req *req, int drain)
+{
+	json_t *insts = NULL, *in;
+	int64_t id;
+	size_t i;
+
+	if (parse_id(req->args[0], 'n', &id) < 0 ||
+	    !store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE id = ?", "i", id)) {
+		http_reply_error(req, 404, "node '%.40s' not found", req->args[0]);
+		return;
+	}
+	store_run(c->db, NULL, "UPDATE nodes SET state = ? WHERE id = ? AND state != 'lost'", "si",
+		  drain ? "drained" : "up", id);
+	if (drain) {
+		/* Its work moves: each instance checkpoints and continues elsewhere. */
+		store_rows(c->db, &insts, "SELECT * FROM instances WHERE node = ? AND state IN ('starting', 'running')",
+			   "i", id);
+		json_array_foreach(insts, i, in) {
+			char iid[32];
+			int64_t inst = json_integer_value(json_object_get(in, "id"));
+			snprintf(iid, sizeof(iid), "i-%lld", (long long)inst);
+			store_run(c->db, NULL, "UPDATE instances SET hold = 0, stop_requested = ? WHERE id = ?", "di",
+				  core_now(), inst);
+			core_history(c, inst, "migrate requested", id, json_string_value(json_object_get(in, "isa")),
+				     "node drained");
+			send_stop(c, in, iid, "checkpoint");
+		}
+		log_info("node %s drained: %zu instances move", req->args[0], json_array_size(insts));
+	} else {
+		sched_pass(c);
+	}
+	http_reply_json(req, 200, json_pack("{ssss}", "node", req->args[0], "state", drain ? "drained" : "up"));
+	json_decref(insts);
+}
+
+static void post_drain(struct core *c, struct http_req *req)
+{
+	drain_node(c, req, 1);
+}
+
+static void post_undrain(struct core *c, struct http_req *req)
+{
+	drain_node(c, req, 0);
+}
+
 /* ---- blobs ---- */
 
 static void get_blob(struct core *c, struct http_req *req)
@@ -444,7 +695,13 @@ const struct http_route api_routes[] = {
 	{ "GET", "/v1/instances/*", AUTH_OPERATOR, BODY_NONE, 0, get_instance },
 	{ "GET", "/v1/instances/*/logs", AUTH_OPERATOR, BODY_NONE, 0, get_logs },
 	{ "GET", "/v1/instances/*/result", AUTH_OPERATOR, BODY_NONE, 0, get_result },
+	{ "POST", "/v1/instances/*/stop", AUTH_OPERATOR, BODY_NONE, 0, stop_instance },
+	{ "POST", "/v1/instances/*/continue", AUTH_OPERATOR, BODY_JSON, HTTP_JSON_MAX, continue_instance },
+	{ "POST", "/v1/instances/*/migrate", AUTH_OPERATOR, BODY_JSON, HTTP_JSON_MAX, migrate_instance },
+	{ "POST", "/v1/instances/*/fork", AUTH_OPERATOR, BODY_JSON, HTTP_JSON_MAX, fork_instance },
 	{ "GET", "/v1/nodes", AUTH_OPERATOR, BODY_NONE, 0, list_nodes },
+	{ "POST", "/v1/nodes/*/drain", AUTH_OPERATOR, BODY_NONE, 0, post_drain },
+	{ "POST", "/v1/nodes/*/undrain", AUTH_OPERATOR, BODY_NONE, 0, post_undrain },
 	{ "POST", "/v1/agent/join", AUTH_JOIN_OR_NODE, BODY_JSON, HTTP_JSON_MAX, agent_join },
 	{ "GET", "/v1/agent/messages", AUTH_NODE, BODY_NONE, 0, agent_messages },
 	{ "POST", "/v1/agent/heartbeat", AUTH_NODE, BODY_JSON, HTTP_JSON_MAX, agent_heartbeat },

@@ -103,15 +103,15 @@ static int add_objects(struct core *c, int64_t job, const struct manifest *m, js
 			free(args_text);
 			break;
 		}
-		r = store_run(c->db, NULL, "INSERT INTO objects(job, name, entry, args) VALUES(?, ?, ?, ?)", "isss",
-			      job, o->name, o->entry, args_text);
+		r = store_run(c->db, NULL, "INSERT INTO objects(job, name, entry, args, checkpoint_s) VALUES(?, ?, ?, ?, ?)",
+			      "isssi", job, o->name, o->entry, args_text, (int64_t)o->checkpoint_s);
 		free(args_text);
 		for (int k = 0; r == 0 && k < o->instances; k++) {
 			int64_t id = 0;
 			char iid[32];
-			r = store_run(c->db, &id, "INSERT INTO instances(job, object, idx, state, state_digest, created) "
-				      "VALUES(?, ?, ?, 'pending', ?, ?)", "isisd", job, o->name, (int64_t)k,
-				      has_state ? sd.hex : NULL, now);
+			r = store_run(c->db, &id, "INSERT INTO instances(job, object, idx, fork_index, state, state_digest, "
+				      "created) VALUES(?, ?, ?, ?, 'pending', ?, ?)", "isiisd", job, o->name, (int64_t)k,
+				      (int64_t)(o->fork ? k : 0), has_state ? sd.hex : NULL, now);
 			snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
 			json_array_append_new(ids, json_string(iid));
 			if (r == 0)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "balance.h"
 #include "builder.h"
 #include "digest.h"
 #include "error.h"
@@ -94,6 +95,7 @@ static void *timer_thread(void *arg)
 		http_resume_expired(c, now);
 		if (now - last_check >= 1.0) {
 			sched_check_nodes(c, now);
+			balance_pass(c);
 			last_check = now;
 		}
 		core_unlock(c);

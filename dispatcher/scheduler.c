@@ -68,9 +68,12 @@ static int start_instance(struct core *c, json_t *inst, json_t *node, const char
 	if (!msg)
 		return err_set(ERR_NOMEM, "out of memory");
 	json_object_set_new(msg, "limits", json_pack("{sisisi}", "cpu_s", 0, "memory", 0, "wall_s", 0));
+	json_object_set_new(msg, "checkpoint_s", json_integer(json_integer_value(json_object_get(inst, "checkpoint_s"))));
+	/* A wish to run somewhere is fulfilled once; speed is learned afresh on the new node. */
 	if ((r = store_run(c->db, NULL,
 			   "UPDATE instances SET state = 'starting', node = ?, isa = ?, level = ?, generation = ?, "
-			   "hold = 0 WHERE id = ?",
+			   "hold = 0, want_node = NULL, want_isa = NULL, rate = NULL, last_progress = NULL, "
+			   "last_progress_time = NULL WHERE id = ?",
 			   "issii", nid, isa, level, gen, id)) < 0 ||
 	    (r = sched_send(c, nid, msg)) < 0)
 		goto out;
@@ -154,9 +157,10 @@ void sched_pass(struct core *c)
 			json_array_foreach(built, k, b)
 				if (!strcmp(json_string_value(json_object_get(b, "level")), level))
 					artifact = json_string_value(json_object_get(b, "digest"));
-			store_row(c->db, &meta, "SELECT entry, args FROM objects WHERE job = ? AND name = ?",
+			store_row(c->db, &meta, "SELECT entry, args, checkpoint_s FROM objects WHERE job = ? AND name = ?",
 				  "is", job, object);
 			if (meta) {
+				json_object_set(inst, "checkpoint_s", json_object_get(meta, "checkpoint_s"));
 				json_object_set_new(inst, "entry", json_incref(json_object_get(meta, "entry")));
 				json_object_set_new(inst, "args", json_loads(json_string_value(json_object_get(meta, "args")), 0, NULL));
 			}
@@ -218,6 +222,36 @@ static int parse_id(const char *s, char prefix, int64_t *out)
 	return 0;
 }
 
+/*
+ * Progress teaches speed: the instance's rate (fraction per second, smoothed)
+ * and the node's rate for this object, which the balancer compares.
+ */
+static void learn_rate(struct core *c, json_t *inst, double progress, double now)
+{
+	int64_t id = json_integer_value(json_object_get(inst, "id"));
+	json_t *lp = json_object_get(inst, "last_progress"), *lt = json_object_get(inst, "last_progress_time");
+	json_t *old = json_object_get(inst, "rate");
+	double rate;
+
+	if (!json_is_number(lp) || !json_is_number(lt) || now - json_number_value(lt) < 0.5 ||
+	    progress < json_number_value(lp)) {
+		if (!json_is_number(lp) || progress < json_number_value(lp))
+			store_run(c->db, NULL, "UPDATE instances SET last_progress = ?, last_progress_time = ? WHERE id = ?",
+				  "ddi", progress, now, id);
+		return;
+	}
+	rate = (progress - json_number_value(lp)) / (now - json_number_value(lt));
+	if (json_is_number(old))
+		rate = 0.5 * json_number_value(old) + 0.5 * rate;
+	store_run(c->db, NULL, "UPDATE instances SET rate = ?, last_progress = ?, last_progress_time = ? WHERE id = ?",
+		  "dddi", rate, progress, now, id);
+	store_run(c->db, NULL, "INSERT INTO speeds(node, job, object, rate, samples) VALUES(?, ?, ?, ?, 1) "
+		  "ON CONFLICT(node, job, object) DO UPDATE SET rate = 0.8 * rate + 0.2 * excluded.rate, "
+		  "samples = samples + 1", "iisd", json_integer_value(json_object_get(inst, "node")),
+		  json_integer_value(json_object_get(inst, "job")), json_string_value(json_object_get(inst, "object")),
+		  rate);
+}
+
 /* One event; returns 0 or an HTTP status for a bad event. */
 static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char *err, size_t errlen)
 {
@@ -234,9 +268,23 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 	}
 	if (!strcmp(kind, "running")) {
 		if (!strcmp(state, "starting")) {
+			json_t *asked = json_object_get(inst, "stop_requested");
+			char detail[96] = "";
 			store_run(c->db, NULL, "UPDATE instances SET state = 'running', started = COALESCE(started, ?) "
 				  "WHERE id = ?", "di", now, id);
-			core_history(c, id, "running", node, isa, NULL);
+			if (json_is_number(asked)) {
+				/* A move finished: what it cost, stop request to running again, teaches the balancer. */
+				double cost = now - json_number_value(asked);
+				double old = (double)store_int(c->db, -1, "SELECT CAST(value AS REAL) * 1000 FROM meta "
+							       "WHERE key = 'move_cost'", NULL) / 1000.0;
+				char v[32];
+				snprintf(v, sizeof(v), "%.4f", old < 0 ? cost : 0.7 * old + 0.3 * cost);
+				store_run(c->db, NULL, "INSERT OR REPLACE INTO meta(key, value) VALUES('move_cost', ?)", "s", v);
+				store_run(c->db, NULL, "UPDATE instances SET stop_requested = NULL, moves = moves + 1 "
+					  "WHERE id = ?", "i", id);
+				snprintf(detail, sizeof(detail), "moved: %.0f ms from the stop request", cost * 1000);
+			}
+			core_history(c, id, "running", node, isa, detail[0] ? detail : NULL);
 		}
 	} else if (!strcmp(kind, "progress")) {
 		json_t *v = json_object_get(ev, "value");
@@ -246,6 +294,7 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 		}
 		store_run(c->db, NULL, "UPDATE instances SET progress = ?, state = CASE state WHEN 'starting' "
 			  "THEN 'running' ELSE state END WHERE id = ?", "di", json_number_value(v), id);
+		learn_rate(c, inst, json_number_value(v), now);
 	} else if (!strcmp(kind, "log")) {
 		const char *text = json_string_value(json_object_get(ev, "text"));
 		if (!text) {

@@ -27,6 +27,7 @@ static const char schema[] =
 	"  state TEXT NOT NULL, node INTEGER, isa TEXT, level TEXT, generation INTEGER NOT NULL DEFAULT 0,"
 	"  progress REAL NOT NULL DEFAULT 0, exit_code INTEGER, error TEXT, state_digest TEXT,"
 	"  result_digest TEXT, hold INTEGER NOT NULL DEFAULT 0, want_node INTEGER, want_isa TEXT,"
+
 	"  created REAL NOT NULL, started REAL, finished REAL);"
 	"CREATE INDEX IF NOT EXISTS instances_state ON instances(state);"
 	"CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, instance INTEGER NOT NULL,"
@@ -38,7 +39,20 @@ static const char schema[] =
 	"  last_seen REAL NOT NULL, joined REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS messages(seq INTEGER PRIMARY KEY AUTOINCREMENT, node INTEGER NOT NULL,"
 	"  body TEXT NOT NULL, created REAL NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS messages_node ON messages(node, seq);";
+	"CREATE INDEX IF NOT EXISTS messages_node ON messages(node, seq);"
+	"CREATE TABLE IF NOT EXISTS speeds(node INTEGER NOT NULL, job INTEGER NOT NULL, object TEXT NOT NULL,"
+	"  rate REAL NOT NULL, samples INTEGER NOT NULL, PRIMARY KEY(node, job, object));";
+
+/* Columns added after the first release: added to older stores when they open. */
+static const char *const migrations[] = {
+	"ALTER TABLE instances ADD COLUMN stop_requested REAL",
+	"ALTER TABLE instances ADD COLUMN rate REAL",
+	"ALTER TABLE instances ADD COLUMN last_progress REAL",
+	"ALTER TABLE instances ADD COLUMN last_progress_time REAL",
+	"ALTER TABLE instances ADD COLUMN moves INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE instances ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE objects ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
+};
 
 static int db_fail(store *s, const char *what)
 {
@@ -67,6 +81,9 @@ int store_open(store **out, const char *path)
 		sqlite3_free(msg);
 		goto out;
 	}
+	/* A column that exists already makes ALTER fail: that is the expected case. */
+	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++)
+		sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL);
 	*out = s;
 	s = NULL;
 out:

@@ -37,6 +37,7 @@ static struct {
 	const char *in_dir, *out_dir, *isa, *instance;
 	int fork_index, progress_fd, checkpoints;
 	double last_progress, last_report;
+	double interval, last_checkpoint;
 } st = { .progress_fd = -1, .last_progress = -1 };
 
 static volatile sig_atomic_t checkpoint_flag;
@@ -514,6 +515,7 @@ int dispatch_init(void)
 	st.instance = getenv("DISPATCH_INSTANCE");
 	st.fork_index = fi ? (int)strtol(fi, NULL, 10) : 0;
 	st.progress_fd = fd ? (int)strtol(fd, NULL, 10) : -1;
+	st.interval = getenv("DISPATCH_CHECKPOINT_INTERVAL") ? strtod(getenv("DISPATCH_CHECKPOINT_INTERVAL"), NULL) : 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -713,6 +715,18 @@ int dispatch_checkpoint_requested(void)
 	return checkpoint_flag != 0;
 }
 
+int dispatch_checkpoint_due(void)
+{
+	double now;
+
+	if (st.interval <= 0)
+		return 0;
+	now = mono();
+	if (st.last_checkpoint == 0)
+		st.last_checkpoint = now; /* the interval counts from the start */
+	return now - st.last_checkpoint >= st.interval;
+}
+
 static void put_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -805,6 +819,7 @@ int dispatch_checkpoint(void)
 	}
 	snprintf(line, sizeof(line), "checkpoint %d\n", ++st.checkpoints);
 	channel(line);
+	st.last_checkpoint = mono();
 	return 0;
 }
 

@@ -67,6 +67,14 @@ void dispatch_progress(double fraction);
 int dispatch_checkpoint_requested(void);
 
 /*
+ * Whether a periodic checkpoint is due: the manifest's "checkpoint":
+ * {"interval_s": S} arrives as DISPATCH_CHECKPOINT_INTERVAL, and this is
+ * true once S seconds have passed since the start or the last checkpoint.
+ * Cheap to call often. The object then calls dispatch_checkpoint().
+ */
+int dispatch_checkpoint_due(void);
+
+/*
  * Writes the current state as a checkpoint (atomically) without stopping;
  * the agent uploads it. Returns 0 or -1.
  */

@@ -6,7 +6,10 @@
  * another, and ends bit-identical to an uninterrupted run. A fork index
  * picks a different stream, so forks diverge deterministically.
  *
- * State in:  steps (i64), seed (u64), scale (f64), label (str), sleep_us (i64)
+ * State in:  steps (i64), seed (u64), scale (f64), label (str), big (u64),
+ *            sleep_us (i64: pause every 1024 steps), checkpoint_every (i64 steps)
+ * Checkpoints: when asked (migration), when the manifest's interval is due,
+ * and every checkpoint_every steps.
  * State out: i, x, acc, plus isa, state_ok and the inputs.
  */
 #include <inttypes.h>
@@ -63,12 +66,15 @@ int main(void)
 	}
 	for (; i < steps; i++) {
 		uint64_t r = next(&x);
+		int due = 0;
+
 		acc += (double)(r >> 11) * 0x1.0p-53 * scale - 0.5 * scale;
 		if ((i & 1023) == 0) {
 			dispatch_progress((double)i / (double)steps);
 			pause_us(sleep_us);
+			due = dispatch_checkpoint_due();
 		}
-		if (dispatch_checkpoint_requested() || (checkpoint_every && i && i % checkpoint_every == 0)) {
+		if (due || dispatch_checkpoint_requested() || (checkpoint_every && i && i % checkpoint_every == 0)) {
 			dispatch_set_i64("i", i + 1); /* step i is done: continue at the next one */
 			dispatch_set_u64("x", x);
 			dispatch_set_f64("acc", acc);
