@@ -30,6 +30,15 @@ static uint64_t next(uint64_t *x)
 	return *x * 2685821657736338717ULL;
 }
 
+/* A fork takes its own stream from here on: mixing in the fork index is enough. */
+static void diverge(uint64_t *x, int64_t at)
+{
+	*x ^= (uint64_t)dispatch_fork_index() * 0xbf58476d1ce4e5b9ULL;
+	*x = *x ? *x : 1;
+	dispatch_set_i64("fork", dispatch_fork_index());
+	dispatch_set_i64("fork_step", at);
+}
+
 static void pause_us(int64_t us)
 {
 	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
@@ -40,7 +49,7 @@ static void pause_us(int64_t us)
 
 int main(void)
 {
-	int64_t steps, i, sleep_us, checkpoint_every;
+	int64_t steps, i, sleep_us, checkpoint_every, fork_at;
 	uint64_t x;
 	double acc, scale;
 
@@ -51,23 +60,36 @@ int main(void)
 	checkpoint_every = dispatch_get_i64("checkpoint_every", 0);
 	scale = dispatch_get_f64("scale", 1.0);
 	i = dispatch_get_i64("i", 0);
-	/* A fresh start seeds from the manifest and the fork index; a continuation resumes. */
+	/*
+	 * A fresh start seeds from the manifest and the fork index; a
+	 * continuation resumes. A fork (a continuation with another fork index)
+	 * diverges from its parent at the step it continues from. A reference
+	 * run that says "fork_at": N does the same at step N without stopping,
+	 * so forks can be compared with uninterrupted runs.
+	 */
+	fork_at = dispatch_get_i64("fork_at", -1);
 	if (dispatch_has("x")) {
 		x = dispatch_get_u64("x", 1);
 		acc = dispatch_get_f64("acc", 0);
+		if (dispatch_fork_index() != dispatch_get_i64("fork", 0))
+			diverge(&x, i);
 	} else {
-		x = dispatch_get_u64("seed", 88172645463325252ULL) + (uint64_t)dispatch_fork_index() * 0x9e3779b97f4a7c15ULL;
+		x = dispatch_get_u64("seed", 88172645463325252ULL) +
+		    (uint64_t)(fork_at >= 0 ? 0 : dispatch_fork_index()) * 0x9e3779b97f4a7c15ULL;
 		x = x ? x : 1;
 		acc = 0;
 		dispatch_set_i64("state_ok", dispatch_get_u64("big", 0) == BIG_EXPECTED &&
 						     !strcmp(dispatch_get_str("label", ""), "grüße") &&
 						     scale == 0.1);
-		dispatch_set_i64("fork", dispatch_fork_index());
+		dispatch_set_i64("fork", fork_at >= 0 ? 0 : dispatch_fork_index());
 	}
 	for (; i < steps; i++) {
-		uint64_t r = next(&x);
+		uint64_t r;
 		int due = 0;
 
+		if (i == fork_at && dispatch_fork_index() != dispatch_get_i64("fork", 0))
+			diverge(&x, i);
+		r = next(&x);
 		acc += (double)(r >> 11) * 0x1.0p-53 * scale - 0.5 * scale;
 		if ((i & 1023) == 0) {
 			dispatch_progress((double)i / (double)steps);
