@@ -30,8 +30,9 @@
 #include "run.h"
 #include "store.h"
 
-#define POLL_MAX 2050	 /* signalfd, wake pipe, two per run */
+#define POLL_MAX 2050	 /* signalfd, wake pipe, inotify, a pidfd per run */
 #define FLUSH_GRACE_S 10 /* after the last object stopped, for the last events */
+#define SAVE_DELAY_S 1.0 /* from a delivery to the save that keeps it from being sent again */
 
 struct agent {
 	const struct agent_config *cfg;
@@ -49,8 +50,10 @@ struct agent {
 	double next_heartbeat, next_flush, next_rejoin;
 	struct conn_backoff flush_backoff, rejoin_backoff;
 	int need_rejoin;
-	int stopping; /* 1: checkpointing, 2: killing */
+	int stopping; /* draining: 1 checkpointing, 2 killing */
+	int leaving;  /* SIGTERM: stop now, the objects keep running */
 	double flush_deadline;
+	double save_at;	   /* when the outbox is to be saved, 0: no need */
 	char *outbox_path; /* WORK/outbox.json */
 	struct pollfd fds[POLL_MAX];
 };
@@ -79,6 +82,30 @@ static unsigned heartbeat_s(const struct agent *a)
 	return a->cfg->heartbeat_s ? a->cfg->heartbeat_s : a->node.heartbeat_s ? a->node.heartbeat_s : 5;
 }
 
+/*
+ * What runs here, for a join: the dispatcher continues elsewhere what is not
+ * listed. Runs whose exit event waits in the outbox are listed too: their
+ * result is on its way.
+ */
+static json_t *join_running(struct agent *a)
+{
+	json_t *running = instances_running(a->inst), *exits = outbox_exits(a->ob), *e, *r;
+	size_t i, j;
+
+	json_array_foreach(exits, i, e)
+	{
+		int dup = 0;
+		json_array_foreach(running, j, r)
+		{
+			dup |= json_equal(e, r);
+		}
+		if (!dup)
+			json_array_append(running, e);
+	}
+	json_decref(exits);
+	return running;
+}
+
 static json_t *join_body(struct agent *a)
 {
 	json_t *levels = json_array(), *body;
@@ -89,8 +116,40 @@ static json_t *join_body(struct agent *a)
 		a->cpu.load = 0;
 	body = json_pack("{sssssosIsIsfso}", "name", a->cfg->name, "isa", a->cpu.isa, "levels", levels,
 			 "cores", (json_int_t)a->cpu.cores, "memory", (json_int_t)a->cpu.memory, "load",
-			 a->cpu.load, "running", instances_running(a->inst));
+			 a->cpu.load, "running", join_running(a));
 	return body;
+}
+
+/* Saves the outbox with the runs' cursors (see instances_env.persist). */
+static int save(struct agent *a, int durable)
+{
+	json_t *cursors = instances_cursors(a->inst);
+	int r = outbox_save(a->ob, a->outbox_path, cursors, durable);
+
+	json_decref(cursors);
+	if (r < 0)
+		log_warn("%s", err_msg());
+	else
+		a->save_at = 0;
+	return r;
+}
+
+static int persist(void *ud)
+{
+	return save(ud, 0);
+}
+
+/* Checkpoints and exits are saved at once, deliveries soon after (a crash sends again what was not saved). */
+static void save_if_needed(struct agent *a, double now)
+{
+	int ch = outbox_changes(a->ob);
+
+	if (ch & OUTBOX_URGENT)
+		save(a, 0);
+	else if ((ch & OUTBOX_SENT) && !a->save_at)
+		a->save_at = now + SAVE_DELAY_S;
+	else if (a->save_at && now >= a->save_at)
+		save(a, 0);
 }
 
 /* Joins (or joins again) and remembers the identity. */
@@ -234,8 +293,11 @@ static void handle_messages(struct agent *a, double now)
 	json_decref(msgs);
 	/*
 	 * Handled: remembered, then acknowledged, so that a restarted agent misses no message (it may
-	 * see the last batch again; a start it already handled is then started afresh).
+	 * see the last batch again; a start it already handled is then found running, or started afresh).
+	 * The exits of starts that failed are saved first.
 	 */
+	if (outbox_changes(a->ob) & OUTBOX_URGENT)
+		save(a, 0);
 	if (seq > a->node.seq) {
 		a->node.seq = seq;
 		if (node_save(&a->node, a->cfg->work_dir, a->cfg->url) < 0)
@@ -257,7 +319,13 @@ static void handle_signals(struct agent *a)
 			break;
 		case SIGHUP:
 			break;
-		default:
+		case SIGTERM:
+		case SIGINT:
+			log_info("stopping: %zu object(s) keep running for the next start",
+				 instances_count(a->inst));
+			a->leaving = 1;
+			break;
+		default: /* SIGUSR2: drain */
 			if (!a->stopping) {
 				log_info("stopping: asking %zu object(s) to checkpoint",
 					 instances_count(a->inst));
@@ -285,6 +353,7 @@ static int loop(struct agent *a)
 		int timeout;
 
 		next = earliest(instances_tick(a->inst, now), a->next_heartbeat);
+		next = earliest(next, a->save_at);
 		if (outbox_len(a->ob))
 			next = earliest(next, a->next_flush);
 		if (a->need_rejoin)
@@ -305,6 +374,8 @@ static int loop(struct agent *a)
 		now = run_now();
 		if (a->fds[0].revents)
 			handle_signals(a);
+		if (a->leaving)
+			return 0;
 		if (a->fds[1].revents)
 			handle_messages(a, now);
 		instances_ready(a->inst, a->fds + 2, n - 2);
@@ -319,6 +390,7 @@ static int loop(struct agent *a)
 			rejoin(a, now);
 		if (outbox_len(a->ob) && now >= a->next_flush && !a->need_rejoin)
 			flush(a, now);
+		save_if_needed(a, run_now());
 	}
 }
 
@@ -335,7 +407,7 @@ static int lock_work(struct agent *a, const char *path)
 	return 0;
 }
 
-/* WORK/, WORK/inst (emptied: runs of an earlier agent died with it) and the cache. */
+/* WORK/, WORK/inst (runs of an earlier agent are taken over later) and the cache. */
 static int prepare_work(struct agent *a)
 {
 	char *inst = fs_join(a->cfg->work_dir, "inst"), *cache = fs_join(a->cfg->work_dir, "cache");
@@ -353,7 +425,7 @@ static int prepare_work(struct agent *a)
 		r = err_errno(ERR_IO, errno, "cannot chmod '%s'", a->cfg->work_dir);
 		goto out;
 	}
-	if ((r = fs_rm_rf(inst)) < 0 || (r = fs_mkdir_p(inst, 0711)) < 0)
+	if ((r = fs_mkdir_p(inst, 0711)) < 0)
 		goto out;
 	r = store_open(&a->st, cache, a->cfg->cache_max);
 out:
@@ -382,6 +454,7 @@ static int setup_signals(struct agent *a)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGCHLD);
 	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
@@ -396,7 +469,9 @@ int agent_main(const struct agent_config *cfg)
 {
 	struct agent *a = calloc(1, sizeof(*a));
 	struct instances_env env;
+	json_t *cursors = NULL;
 	conn *lc = NULL;
+	size_t adopted;
 	int r;
 
 	if (!a)
@@ -422,11 +497,12 @@ int agent_main(const struct agent_config *cfg)
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (outbox_load(a->ob, a->outbox_path) < 0)
+	if (outbox_load(a->ob, a->outbox_path, &cursors) < 0)
 		log_warn("%s", err_msg());
 	else if (outbox_len(a->ob))
 		log_info("%zu event(s) of an earlier run are waiting for the dispatcher", outbox_len(a->ob));
-	env = (struct instances_env){.st = a->st, .ob = a->ob, .rc = &a->rc, .report = report, .ud = a};
+	env = (struct instances_env){
+	    .st = a->st, .ob = a->ob, .rc = &a->rc, .report = report, .persist = persist, .ud = a};
 	if ((r = conn_new(&a->c, cfg->url, cfg->ca_file)) < 0)
 		goto out;
 	/* The event loop waits for these requests: keep them short. */
@@ -434,18 +510,24 @@ int agent_main(const struct agent_config *cfg)
 	env.c = a->c;
 	if ((r = instances_new(&a->inst, &env)) < 0)
 		goto out;
+	/* Before the join, whose list of what runs here they belong in. */
+	if ((adopted = instances_adopt(a->inst, cursors)) > 0)
+		log_info("took over %zu object(s) of an earlier run", adopted);
+	save_if_needed(a, run_now());
 	r = node_load(&a->node, cfg->work_dir, cfg->url);
 	if (r == ERR_INVALID)
 		log_warn("%s: joining as a new node", err_msg());
 	else if (r < 0)
 		log_debug("no stored identity: %s", err_msg());
 	/*
-	 * Events kept by the last run go first, with the stored node token: the join says nothing runs
-	 * here, and the dispatcher would continue those instances from older checkpoints.
+	 * Events kept by the last run, and the exits of objects that ended while no agent ran, go first,
+	 * with the stored node token; the join then lists what still runs here. A run the dispatcher
+	 * calls stale is killed.
 	 */
 	if (outbox_len(a->ob) && a->node.token[0] && conn_set_token(a->c, a->node.token) == 0 &&
-	    outbox_flush(a->ob, a->c, NULL, NULL) < 0)
+	    outbox_flush(a->ob, a->c, on_stale, a) < 0)
 		log_info("kept events not sent yet: %s", err_msg());
+	save_if_needed(a, run_now());
 	if ((r = join_first(a)) != 0) {
 		if (r == 1)
 			r = 0; /* stopped before the first join */
@@ -458,14 +540,13 @@ int agent_main(const struct agent_config *cfg)
 	if (r < 0)
 		goto out;
 	r = loop(a);
-	/* The dispatcher is away: keep the last events for the next start. */
-	if (outbox_save(a->ob, a->outbox_path) < 0)
-		log_warn("%s", err_msg());
-	else if (outbox_len(a->ob))
-		log_info("%zu event(s) kept for the next start in '%s'", outbox_len(a->ob), a->outbox_path);
 	if (r == 0)
 		log_info("stopped");
 out:
+	/* Events not delivered, and where the runs that go on are, for the next start. */
+	if (a->inst && save(a, 1) == 0 && outbox_len(a->ob))
+		log_info("%zu event(s) kept for the next start in '%s'", outbox_len(a->ob), a->outbox_path);
+	json_decref(cursors);
 	listen_stop(a->l);
 	conn_free(lc);
 	instances_free(a->inst);

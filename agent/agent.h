@@ -7,13 +7,21 @@
 
 /*
  * One thread runs everything but the long poll: a poll() on a signalfd
- * (SIGTERM, SIGINT, SIGHUP, SIGCHLD), the listener's wake pipe, and each
- * run's progress pipe and pidfd, with a timeout for the next heartbeat,
- * log relay, time limit or retry. Idle, it wakes only for heartbeats.
+ * (SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGCHLD), the listener's wake pipe,
+ * an inotify instance for the runs' progress files and each run's pidfd,
+ * with a timeout for the next heartbeat, log relay, save or retry. Idle,
+ * it wakes only for heartbeats.
  *
- * SIGTERM (or SIGINT) stops cleanly: every object is asked to checkpoint,
- * their states are uploaded and their exits reported, then the agent
- * exits. A second signal kills the objects at once.
+ * SIGTERM (or SIGINT) stops the agent and leaves the objects running under
+ * their supervisors: the next agent on the same WORK takes them over and
+ * joins again saying so, and the dispatcher sees nothing but a short
+ * silence. The outbox is saved (with where the agent was in each run's
+ * progress and log) at every checkpoint and exit and soon after every
+ * delivery, so a kill -9 loses no checkpoint or exit and repeats little.
+ *
+ * SIGUSR2 drains the node: every object is asked to checkpoint, their
+ * states are uploaded and their exits reported, then the agent exits. A
+ * second SIGUSR2 kills the objects at once.
  */
 struct agent_config {
 	const char *url;	/* the dispatcher */

@@ -1,6 +1,7 @@
 /* instances.c - the table of runs and what happens to them. */
 #include "instances.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -19,13 +21,15 @@
 #define LOG_EVENT_MAX (64u << 10)
 #define LOG_CHUNKS_PER_TICK 16
 #define LOG_PERIOD_S 2.0
+#define LOOK_PERIOD_S 1.0 /* for runs without an inotify watch or a pidfd */
 #define FETCH_TRIES 3
 
 struct instances {
 	struct instances_env env;
 	run **runs;
 	size_t n, alloc;
-	double next_log;
+	double next_log, next_look;
+	int ifd; /* inotify: the runs' progress files */
 };
 
 int instances_new(instances **out, const struct instances_env *env)
@@ -35,6 +39,11 @@ int instances_new(instances **out, const struct instances_env *env)
 	if (!t)
 		return err_set(ERR_NOMEM, "out of memory");
 	t->env = *env;
+	/* One instance for all runs: the number of inotify instances per user is small (128). */
+	t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (t->ifd < 0)
+		log_info("no inotify (%s): progress is looked at every %.0f s", strerror(errno),
+			 LOOK_PERIOD_S);
 	*out = t;
 	return 0;
 }
@@ -45,6 +54,8 @@ void instances_free(instances *t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		run_free(t->runs[i]);
+	if (t->ifd >= 0)
+		close(t->ifd);
 	free(t->runs);
 	free(t);
 }
@@ -68,10 +79,36 @@ static ssize_t find(const instances *t, const char *instance)
 	return -1;
 }
 
-static void remove_at(instances *t, size_t i)
+/* Takes run i out of the table: run_discard() (kill it) or run_free(). */
+static void remove_at(instances *t, size_t i, int discard)
 {
-	run_free(t->runs[i]);
+	run *r = t->runs[i];
+
+	if (t->ifd >= 0 && run_watch_id(r) >= 0)
+		inotify_rm_watch(t->ifd, run_watch_id(r));
 	t->runs[i] = t->runs[--t->n];
+	if (discard)
+		run_discard(r);
+	else
+		run_free(r);
+}
+
+/* Room for one more run. */
+static int reserve(instances *t)
+{
+	size_t na;
+	run **nr;
+
+	if (t->n >= RUNS_MAX)
+		return err_set(ERR_LIMIT, "this node already runs %d instances", RUNS_MAX);
+	if (t->n < t->alloc)
+		return 0;
+	na = t->alloc ? t->alloc * 2 : 8;
+	if (!(nr = realloc(t->runs, na * sizeof(*nr))))
+		return err_set(ERR_NOMEM, "out of memory");
+	t->runs = nr;
+	t->alloc = na;
+	return 0;
 }
 
 static void queue(instances *t, const char *instance, uint64_t gen, json_t *event, const char *blob)
@@ -79,6 +116,8 @@ static void queue(instances *t, const char *instance, uint64_t gen, json_t *even
 	if (outbox_add(t->env.ob, instance, gen, event, blob) < 0)
 		log_warn("instance '%s': cannot queue an event: %s", instance, err_msg());
 }
+
+static void add(instances *t, run *r);
 
 /* Makes sure the blob is in the store and intact, downloading and verifying it when not. */
 static int fetch(instances *t, const char *digest)
@@ -126,26 +165,13 @@ static void start(instances *t, const struct proto_msg *m)
 		log_info("instance '%s': generation %" PRIu64 " replaces %" PRIu64, m->instance,
 			 m->generation, run_generation(t->runs[old]));
 		outbox_forget(t->env.ob, m->instance, run_generation(t->runs[old]));
-		remove_at(t, (size_t)old);
+		remove_at(t, (size_t)old, 1);
 	}
 	store_pin(t->env.st, m->artifact);
 	if (m->state[0])
 		store_pin(t->env.st, m->state);
-	if (t->n >= RUNS_MAX) {
-		e = err_set(ERR_LIMIT, "this node already runs %d instances", RUNS_MAX);
-		goto out;
-	}
-	if (t->n == t->alloc) {
-		size_t na = t->alloc ? t->alloc * 2 : 8;
-		run **nr = realloc(t->runs, na * sizeof(*nr));
-		if (!nr) {
-			e = err_set(ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		t->runs = nr;
-		t->alloc = na;
-	}
-	if ((e = fetch(t, m->artifact)) < 0 || (m->state[0] && (e = fetch(t, m->state)) < 0))
+	if ((e = reserve(t)) < 0 || (e = fetch(t, m->artifact)) < 0 ||
+	    (m->state[0] && (e = fetch(t, m->state)) < 0))
 		goto out;
 	artifact = store_path(t->env.st, m->artifact);
 	state = m->state[0] ? store_path(t->env.st, m->state) : NULL;
@@ -156,8 +182,8 @@ static void start(instances *t, const struct proto_msg *m)
 	if ((e = run_new(&r, t->env.rc, m)) < 0 || (e = run_unpack(r, artifact, state)) < 0 ||
 	    (e = run_start(r)) < 0)
 		goto out;
-	t->runs[t->n++] = r;
 	queue(t, m->instance, m->generation, proto_event_running(), NULL);
+	add(t, r);
 	log_info("instance '%s' generation %" PRIu64 " started: %s (pid %d)", m->instance, m->generation,
 		 m->entry, (int)run_pid(r));
 	report(t, "started", r, m->entry);
@@ -215,7 +241,7 @@ void instances_drop(instances *t, const char *instance, uint64_t generation)
 
 	if (i >= 0 && run_generation(t->runs[i]) == generation) {
 		log_info("instance '%s' generation %" PRIu64 " was superseded: killed", instance, generation);
-		remove_at(t, (size_t)i);
+		remove_at(t, (size_t)i, 1);
 	}
 }
 
@@ -263,6 +289,15 @@ static void on_note(void *ud, run *r, const struct run_note *note)
 	case RUN_NOTE_FINISHED:
 		break;
 	}
+}
+
+/* Adds a started run (after reserve()), watches its progress file and reads what it holds already. */
+static void add(instances *t, run *r)
+{
+	t->runs[t->n++] = r;
+	if (t->ifd >= 0 && run_watch(r, t->ifd) < 0)
+		log_info("%s: looked at every %.0f s instead", err_msg(), LOOK_PERIOD_S);
+	run_read_progress(r, on_note, t);
 }
 
 /* At the exit the state is packed once, for the exit event: earlier checkpoint lines need no bundle of their
@@ -317,7 +352,10 @@ static void finish(instances *t, size_t i, const struct run_exit *x)
 		 : x->checkpointed ? "checkpointed"
 				   : "finished");
 	report(t, "exited", r, error ? error : x->checkpointed ? "checkpointed" : "finished");
-	remove_at(t, i);
+	/* Saved before the directory goes: see persist in instances.h. */
+	if (t->env.persist && t->env.persist(t->env.ud) < 0)
+		log_warn("instance '%s': the exit event is not saved: %s", run_instance(r), err_msg());
+	remove_at(t, i, 0);
 	/* Packing and unpacking used large buffers: give them back, the agent is small when idle. */
 	malloc_trim(0);
 }
@@ -326,13 +364,29 @@ size_t instances_pollfds(instances *t, struct pollfd *fds, size_t max)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < t->n && k + 2 <= max; i++) {
-		if (run_progress_fd(t->runs[i]) >= 0)
-			fds[k++] = (struct pollfd){.fd = run_progress_fd(t->runs[i]), .events = POLLIN};
+	if (t->ifd >= 0 && t->n && k < max)
+		fds[k++] = (struct pollfd){.fd = t->ifd, .events = POLLIN};
+	for (size_t i = 0; i < t->n && k < max; i++)
 		if (run_pidfd(t->runs[i]) >= 0)
 			fds[k++] = (struct pollfd){.fd = run_pidfd(t->runs[i]), .events = POLLIN};
-	}
 	return k;
+}
+
+/* Reads the progress of the runs whose files inotify says changed. */
+static void read_watched(instances *t)
+{
+	char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(t->ifd, ev, sizeof(ev))) > 0) {
+		for (ssize_t k = 0; k + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *e = (const struct inotify_event *)(void *)(ev + k);
+			for (size_t i = 0; i < t->n; i++)
+				if (run_watch_id(t->runs[i]) == e->wd)
+					run_read_progress(t->runs[i], on_note, t);
+			k += (ssize_t)(sizeof(*e) + e->len);
+		}
+	}
 }
 
 void instances_ready(instances *t, const struct pollfd *fds, size_t n)
@@ -342,12 +396,13 @@ void instances_ready(instances *t, const struct pollfd *fds, size_t n)
 	for (size_t k = 0; k < n; k++) {
 		if (!fds[k].revents)
 			continue;
-		for (size_t i = 0; i < t->n; i++) {
-			if (run_progress_fd(t->runs[i]) == fds[k].fd)
-				run_read_progress(t->runs[i], on_note, t);
-			else if (run_pidfd(t->runs[i]) == fds[k].fd)
-				exited = 1;
+		if (fds[k].fd == t->ifd) {
+			read_watched(t);
+			continue;
 		}
+		for (size_t i = 0; i < t->n; i++)
+			if (run_pidfd(t->runs[i]) == fds[k].fd)
+				exited = 1;
 	}
 	if (exited)
 		instances_reap(t);
@@ -368,7 +423,7 @@ void instances_reap(instances *t)
 
 double instances_tick(instances *t, double now)
 {
-	double next = 0, d;
+	int look = 0;
 
 	if (t->n == 0)
 		return 0;
@@ -377,11 +432,88 @@ double instances_tick(instances *t, double now)
 			relay_log(t, t->runs[i], 0);
 		t->next_log = now + LOG_PERIOD_S;
 	}
-	next = t->next_log;
 	for (size_t i = 0; i < t->n; i++)
-		if ((d = run_check_time(t->runs[i], now)) > 0 && d < next)
-			next = d;
-	return next;
+		look |= run_watch_id(t->runs[i]) < 0 || run_pidfd(t->runs[i]) < 0;
+	if (!look)
+		return t->next_log;
+	if (now >= t->next_look) {
+		for (size_t i = 0; i < t->n; i++)
+			if (run_watch_id(t->runs[i]) < 0)
+				run_read_progress(t->runs[i], on_note, t);
+		instances_reap(t);
+		t->next_look = now + LOOK_PERIOD_S;
+	}
+	return t->next_look < t->next_log ? t->next_look : t->next_log;
+}
+
+size_t instances_adopt(instances *t, const json_t *cursors)
+{
+	char *inst = fs_join(t->env.rc->work_dir, "inst"), *path = NULL;
+	struct dirent *de;
+	struct run_exit x;
+	size_t n = 0;
+	DIR *d;
+	run *r;
+	int e;
+
+	if (!inst || !(d = opendir(inst))) {
+		free(inst);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		free(path);
+		if (!(path = fs_join(inst, de->d_name)))
+			break;
+		if (de->d_name[0] == '.') { /* the rest of a removal */
+			fs_rm_rf(path);
+			continue;
+		}
+		r = NULL;
+		e = run_adopt(&r, t->env.rc, de->d_name, json_object_get(cursors, de->d_name));
+		if (e == ERR_NOTFOUND || e == ERR_INVALID) {
+			log_info("removing '%s': %s", path, err_msg());
+			fs_rm_rf(path);
+			continue;
+		}
+		if (e < 0 || (e = reserve(t)) < 0) {
+			log_warn("cannot take over '%s': %s", path, err_msg());
+			run_free(r); /* the directory stays for the next start */
+			continue;
+		}
+		if (outbox_has_exit(t->env.ob, run_instance(r), run_generation(r))) {
+			/* Saved with its exit event just before the directory was to go. */
+			log_info("instance '%s' generation %" PRIu64 ": its exit is already queued",
+				 run_instance(r), run_generation(r));
+			if (run_reap(r, &x) == 1)
+				run_free(r);
+			else
+				run_discard(r);
+			continue;
+		}
+		queue(t, run_instance(r), run_generation(r), proto_event_running(), NULL);
+		add(t, r);
+		log_info("instance '%s' generation %" PRIu64 " taken over (object pid %d)", run_instance(r),
+			 run_generation(r), (int)run_pid(r));
+		report(t, "adopted", r, NULL);
+		n++;
+	}
+	closedir(d);
+	free(path);
+	free(inst);
+	/* Exits that happened while no agent was there. */
+	instances_reap(t);
+	return n;
+}
+
+json_t *instances_cursors(const instances *t)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < t->n; i++)
+		json_object_set_new(o, run_name(t->runs[i]), run_cursor(t->runs[i]));
+	return o;
 }
 
 json_t *instances_running(const instances *t)

@@ -1,4 +1,4 @@
-/* launcher.c - dispatch-run: applies the sandbox (sandbox.h), then executes the object. */
+/* launcher.c - dispatch-run: the sandbox (sandbox.h), then the object; its supervisor with --dir (shim.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "shim.h"
 
 /*
  * The agent posix_spawn()s this program instead of forking itself: a
@@ -19,17 +20,23 @@
  * process that has nothing else to do. With --status-fd, a failure before
  * the object runs is written to that descriptor (close-on-exec), so the
  * agent learns "cannot execute 'x': ..." rather than an anonymous exit 127.
+ * The agent passes --dir: then this process stays as the object's
+ * supervisor (shim.h) and the object is its child.
  */
 
 #define EXIT_SETUP 127
 
 static const char usage[] =
     "usage: dispatch-run [--uid N --gid N] [--cpu S] [--mem BYTES] [--fsize BYTES] [--nofile N]\n"
-    "                    [--no-net] [--workdir DIR] [--status-fd FD] [--no-sandbox] -- PROGRAM ARGS...\n"
+    "                    [--no-net] [--workdir DIR] [--status-fd FD] [--no-sandbox]\n"
+    "                    [--dir INSTDIR [--lock-fd FD] [--wall S] [--grace S]] -- PROGRAM ARGS...\n"
     "\n"
     "Runs PROGRAM confined: a new session, rlimits, a private network namespace (--no-net),\n"
     "another user (--uid/--gid, as root), no_new_privs and a seccomp filter, in DIR.\n"
-    "--no-sandbox only changes the directory (for debugging).\n";
+    "--no-sandbox only changes the directory (for debugging).\n"
+    "With --dir, stays as PROGRAM's supervisor: its progress lines (fd 3) go to\n"
+    "INSTDIR/progress, its exit to INSTDIR/exit; SIGUSR1 asks it for a checkpoint\n"
+    "(killed --grace S later), SIGUSR2 kills it, and so does the end of --wall S.\n";
 
 static int status_fd = -1;
 
@@ -87,9 +94,54 @@ static const char *resolve(const char *prog, char *buf, size_t len)
 	return prog;
 }
 
+struct object {
+	const struct sandbox_backend *b;
+	const struct sandbox_opts *o;
+	char **argv;
+};
+
+/* Confines this process and executes the object; returns only through die(). */
+static _Noreturn void exec_object(void *arg)
+{
+	const struct object *ob = arg;
+	char err[512], path[PATH_MAX], msg[PATH_MAX + 600];
+	const char *prog;
+
+	if (sandbox_apply(ob->b, ob->o, err, sizeof(err)) < 0)
+		die(err);
+	prog = resolve(ob->argv[0], path, sizeof(path));
+	execv(prog, ob->argv);
+	snprintf(msg, sizeof(msg), "cannot execute '%s': %s", ob->argv[0], strerror(errno));
+	die(msg);
+}
+
+static int parse_fd(const char *opt, const char *s)
+{
+	int fd = (int)parse_u64(opt, s);
+
+	if (fd < 3 || fd > 65535 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		die_usage("bad descriptor for %s", opt);
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
-	enum { O_UID = 256, O_GID, O_CPU, O_MEM, O_FSIZE, O_NOFILE, O_NONET, O_WORKDIR, O_STATUS, O_NOSB };
+	enum {
+		O_UID = 256,
+		O_GID,
+		O_CPU,
+		O_MEM,
+		O_FSIZE,
+		O_NOFILE,
+		O_NONET,
+		O_WORKDIR,
+		O_STATUS,
+		O_NOSB,
+		O_DIR,
+		O_LOCK,
+		O_WALL,
+		O_GRACE
+	};
 	static const struct option longopts[] = {
 	    {"uid", required_argument, NULL, O_UID},
 	    {"gid", required_argument, NULL, O_GID},
@@ -101,13 +153,16 @@ int main(int argc, char **argv)
 	    {"workdir", required_argument, NULL, O_WORKDIR},
 	    {"status-fd", required_argument, NULL, O_STATUS},
 	    {"no-sandbox", no_argument, NULL, O_NOSB},
+	    {"dir", required_argument, NULL, O_DIR},
+	    {"lock-fd", required_argument, NULL, O_LOCK},
+	    {"wall", required_argument, NULL, O_WALL},
+	    {"grace", required_argument, NULL, O_GRACE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct sandbox_opts o = {.keep_fd = -1};
-	const struct sandbox_backend *b = sandbox_backend("seccomp");
-	char err[512], path[PATH_MAX], msg[PATH_MAX + 600];
-	const char *prog;
+	struct shim_opts so = {.lock_fd = -1, .status_fd = -1};
+	struct object ob = {.b = sandbox_backend("seccomp"), .o = &o};
 	int c, have_uid = 0, have_gid = 0;
 
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
@@ -139,13 +194,22 @@ int main(int argc, char **argv)
 			o.workdir = optarg;
 			break;
 		case O_STATUS:
-			status_fd = (int)parse_u64("--status-fd", optarg);
-			if (status_fd < 3 || fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0)
-				die_usage("bad descriptor for %s", "--status-fd");
-			o.keep_fd = status_fd;
+			status_fd = so.status_fd = o.keep_fd = parse_fd("--status-fd", optarg);
 			break;
 		case O_NOSB:
-			b = sandbox_backend("null");
+			ob.b = sandbox_backend("null");
+			break;
+		case O_DIR:
+			so.dir = optarg;
+			break;
+		case O_LOCK:
+			so.lock_fd = parse_fd("--lock-fd", optarg);
+			break;
+		case O_WALL:
+			so.wall_s = parse_u64("--wall", optarg);
+			break;
+		case O_GRACE:
+			so.grace_s = parse_u64("--grace", optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -159,12 +223,11 @@ int main(int argc, char **argv)
 		die_usage("%s", "no program given");
 	if (have_uid != have_gid)
 		die_usage("%s", "--uid and --gid go together");
+	if (!so.dir && (so.lock_fd >= 0 || so.wall_s || so.grace_s))
+		die_usage("%s", "--lock-fd, --wall and --grace need --dir");
 	o.drop = have_uid;
-
-	if (sandbox_apply(b, &o, err, sizeof(err)) < 0)
-		die(err);
-	prog = resolve(argv[optind], path, sizeof(path));
-	execv(prog, argv + optind);
-	snprintf(msg, sizeof(msg), "cannot execute '%s': %s", argv[optind], strerror(errno));
-	die(msg);
+	ob.argv = argv + optind;
+	if (so.dir)
+		return shim_run(&so, exec_object, &ob);
+	exec_object(&ob);
 }

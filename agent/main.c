@@ -37,7 +37,9 @@ static const char usage[] =
     "  --launcher PATH        the sandbox launcher (default: dispatch-run beside this program)\n"
     "  --json                 report joins, starts and exits as JSON lines on stdout\n"
     "\n"
-    "The join token is needed for the first join only: the node token is kept in DIR/node.json.\n";
+    "The join token is needed for the first join only: the node token is kept in DIR/node.json.\n"
+    "SIGTERM stops the agent and leaves the objects running: the next agent on DIR takes\n"
+    "them over. SIGUSR2 drains: the objects checkpoint, their states are reported, then it exits.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

@@ -2,6 +2,7 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +27,15 @@ struct item {
 	size_t bytes;		       /* log text held */
 	int droppable;		       /* progress and log */
 	int progress;
-	int skip; /* not worth sending after all */
+	int urgent; /* checkpoint and exit */
+	int skip;   /* not worth sending after all */
 };
 
 struct outbox {
 	store *st;
 	struct item *head, **tail;
 	size_t n, bytes;
+	int changes; /* OUTBOX_SENT, OUTBOX_URGENT */
 };
 
 int outbox_new(outbox **out, store *st)
@@ -125,6 +128,7 @@ int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *eve
 	it->event = event;
 	it->progress = is_kind(event, "progress");
 	it->droppable = it->progress || is_kind(event, "log");
+	it->urgent = is_kind(event, "checkpoint") || is_kind(event, "exit");
 	if (is_kind(event, "log"))
 		it->bytes = json_string_length(json_object_get(event, "text"));
 	if (blob) {
@@ -138,6 +142,8 @@ int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *eve
 	*o->tail = it;
 	o->tail = &it->next;
 	o->n++;
+	if (it->urgent)
+		o->changes |= OUTBOX_URGENT;
 	o->bytes += it->bytes;
 	while ((o->n > OUTBOX_MAX_EVENTS || o->bytes > OUTBOX_MAX_BYTES) && drop_one(o))
 		;
@@ -155,18 +161,85 @@ void outbox_forget(outbox *o, const char *instance, uint64_t generation)
 			l = &(*l)->next;
 }
 
+int outbox_has_exit(const outbox *o, const char *instance, uint64_t generation)
+{
+	for (const struct item *it = o->head; it; it = it->next)
+		if (it->generation == generation && !strcmp(it->instance, instance) &&
+		    is_kind(it->event, "exit"))
+			return 1;
+	return 0;
+}
+
+json_t *outbox_exits(const outbox *o)
+{
+	json_t *a = json_array();
+
+	for (const struct item *it = o->head; a && it; it = it->next)
+		if (is_kind(it->event, "exit"))
+			json_array_append_new(a, json_pack("{sssI}", "instance", it->instance, "generation",
+							   (json_int_t)it->generation));
+	return a;
+}
+
+int outbox_changes(const outbox *o)
+{
+	return o->changes;
+}
+
 #define SAVED_MAX (OUTBOX_MAX_BYTES * 2 + (4u << 20))
 
-int outbox_save(const outbox *o, const char *path)
+/* Like fs_write_atomic() without the fsyncs: a crashed agent is the case to cover, and saves are frequent. */
+static int write_renamed(const char *path, const char *text)
 {
-	json_t *all = json_array();
+	size_t len = strlen(text), done = 0, n = strlen(path) + 5;
+	char *tmp = malloc(n);
+	int fd = -1, r = 0;
+	ssize_t w;
+
+	if (!tmp)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tmp, n, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		r = err_errno(ERR_IO, errno, "cannot create '%s'", tmp);
+		goto out;
+	}
+	while (done < len) {
+		if ((w = write(fd, text + done, len - done)) < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = err_errno(ERR_IO, w < 0 ? errno : ENOSPC, "cannot write '%s'", tmp);
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		r = err_errno(ERR_IO, errno, "cannot rename '%s'", tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+int outbox_save(outbox *o, const char *path, const json_t *runs, int durable)
+{
+	json_t *all = json_array(), *doc = NULL;
 	char *text = NULL;
 	int r;
 
-	if (!o->head) {
+	if (!o->head && json_object_size(runs) == 0) {
 		json_decref(all);
 		if (unlink(path) < 0 && errno != ENOENT)
 			return err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+		o->changes = 0;
 		return 0;
 	}
 	for (const struct item *it = o->head; all && it; it = it->next)
@@ -176,30 +249,40 @@ int outbox_save(const outbox *o, const char *path)
 			json_decref(all);
 			all = NULL;
 		}
-	if (!all || !(text = json_dumps(all, JSON_COMPACT))) {
+	if (all)
+		doc = json_pack("{sisosO}", "version", 2, "events", all, "runs",
+				runs ? (json_t *)runs : json_null());
+	if (!doc || !(text = json_dumps(doc, JSON_COMPACT))) {
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	r = fs_write_atomic(path, text, strlen(text), 0600);
+	r = durable ? fs_write_atomic(path, text, strlen(text), 0600) : write_renamed(path, text);
+	if (r == 0)
+		o->changes = 0;
 out:
 	free(text);
-	json_decref(all);
+	json_decref(doc);
 	return r;
 }
 
-int outbox_load(outbox *o, const char *path)
+int outbox_load(outbox *o, const char *path, json_t **runs)
 {
 	struct buf b = BUF_INIT(SAVED_MAX);
-	json_t *all = NULL, *e;
+	json_t *doc = NULL, *all, *e;
 	size_t i, dropped = 0;
 	int r;
 
+	if (runs)
+		*runs = NULL;
 	if ((r = fs_read_file(&b, path, SAVED_MAX)) < 0) {
 		buf_release(&b);
 		return r == ERR_NOTFOUND ? 0 : r;
 	}
-	unlink(path);
-	all = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+	doc = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+	/* Version 1 was the array of events alone. */
+	all = json_is_array(doc) ? doc : json_object_get(doc, "events");
+	if (runs && json_is_object(json_object_get(doc, "runs")))
+		*runs = json_incref(json_object_get(doc, "runs"));
 	json_array_foreach(all, i, e)
 	{
 		const char *inst = json_string_value(json_object_get(e, "instance"));
@@ -220,7 +303,9 @@ int outbox_load(outbox *o, const char *path)
 	if (!json_is_array(all) || dropped)
 		log_warn("'%s': %zu queued event(s) could not be restored", path,
 			 json_is_array(all) ? dropped : 0);
-	json_decref(all);
+	/* What is on disk is what was just loaded. */
+	o->changes = 0;
+	json_decref(doc);
 	buf_release(&b);
 	return 0;
 }
@@ -291,8 +376,10 @@ int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instanc
 			return r;
 		snprintf(instance, sizeof(instance), "%s", first->instance);
 		generation = first->generation;
-		while (n-- > 0)
+		while (n-- > 0) {
+			o->changes |= OUTBOX_SENT | (o->head->urgent ? OUTBOX_URGENT : 0);
 			unlink_item(o, &o->head);
+		}
 		if (r == ERR_CONFLICT) {
 			log_info("instance '%s' generation %llu is stale: %s", instance,
 				 (unsigned long long)generation, err_msg());

@@ -38,19 +38,38 @@ size_t outbox_len(const outbox *o);
 /* Drops every queued event of the instance generation (it was superseded). */
 void outbox_forget(outbox *o, const char *instance, uint64_t generation);
 
-/*
- * Writes what is still queued to path (atomically, mode 0600), so that
- * events survive an agent stopped while the dispatcher is away; an empty
- * queue removes path. The blobs stay in the store.
- */
-int outbox_save(const outbox *o, const char *path);
+/* Whether an exit event of the instance generation is queued. */
+int outbox_has_exit(const outbox *o, const char *instance, uint64_t generation);
+
+/* [{"instance", "generation"}] of the queued exit events (new reference). */
+json_t *outbox_exits(const outbox *o);
 
 /*
- * Queues again what outbox_save() wrote and removes path; a missing file is
- * fine. Entries that do not look right, or whose blob is no longer stored,
- * are dropped.
+ * What happened since the last outbox_save(): OUTBOX_SENT, events were
+ * delivered (a save keeps a restarted agent from sending them again), and
+ * OUTBOX_URGENT, a checkpoint or exit event was queued or delivered (save
+ * now: a crash must neither lose nor repeat it).
  */
-int outbox_load(outbox *o, const char *path);
+enum { OUTBOX_SENT = 1 << 0, OUTBOX_URGENT = 1 << 1 };
+int outbox_changes(const outbox *o);
+
+/*
+ * Writes what is still queued to path (atomically, mode 0600), so that
+ * events survive an agent that stops or crashes, together with runs
+ * (borrowed, may be NULL): the agent's note of what it has turned into
+ * events so far, kept as is. Nothing to write removes path. durable: fsync
+ * too (a crash of the agent needs only the rename). The blobs stay in the
+ * store.
+ */
+int outbox_save(outbox *o, const char *path, const json_t *runs, int durable);
+
+/*
+ * Queues again what outbox_save() wrote; *runs (may be NULL) is set to its
+ * runs (a new reference, NULL when none). A missing file is fine. The file
+ * stays until the next save. Entries that do not look right, or whose blob
+ * is no longer stored, are dropped.
+ */
+int outbox_load(outbox *o, const char *path, json_t **runs);
 
 /*
  * Sends the queue in order through c, one POST /v1/agent/events per run of

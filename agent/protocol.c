@@ -129,8 +129,11 @@ static int parse_start(struct proto_msg *m, json_t *o)
 	if ((r = get_digest(m, o, "artifact", 0, m->artifact)) < 0 ||
 	    (r = get_digest(m, o, "state", 1, m->state)) < 0 ||
 	    (r = get_str(m, o, "entry", PROTO_ENTRY_MAX, NULL, &entry)) < 0 ||
-	    (r = get_uint(m, o, "fork_index", 1, &fork_index)) < 0)
+	    (r = get_uint(m, o, "fork_index", 1, &fork_index)) < 0 ||
+	    (r = get_uint(m, o, "checkpoint_s", 1, &m->checkpoint_s)) < 0)
 		return r;
+	if (m->checkpoint_s > 86400)
+		return BAD(m, "checkpoint_s", "more than a day");
 	if (!*entry || strchr(entry, '/') || !strcmp(entry, ".") || !strcmp(entry, ".."))
 		return BAD(m, "entry", "expected a file name");
 	if (fork_index > INT32_MAX)

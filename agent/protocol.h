@@ -41,6 +41,7 @@ struct proto_msg {
 	char **args; /* NULL-terminated, owned */
 	size_t nargs;
 	int64_t fork_index;
+	uint64_t checkpoint_s; /* periodic checkpoint interval the object is told, 0: none */
 	struct proto_limits limits;
 	/* stop */
 	enum proto_stop_mode mode;

@@ -1,4 +1,4 @@
-/* run.c - instance directories, spawning through the launcher, the progress channel, exits. */
+/* run.c - instance directories, the progress lines, requests to the supervisor, exits. */
 #include "run.h"
 
 #include <errno.h>
@@ -6,10 +6,10 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +21,7 @@
 #include "bundle.h"
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 #include "run_int.h"
 
 #define META_MAX (64u << 10)
@@ -57,48 +58,57 @@ void strv_free(char **v)
 	free(v);
 }
 
-static int make_dir(const char *dir, const char *sub, mode_t mode, char **out)
+static int make_dir(const char *path, mode_t mode)
 {
-	char *p = fs_join(dir, sub);
-
-	if (!p)
-		return err_set(ERR_NOMEM, "out of memory");
 	/* chmod: the mode must not depend on the umask (the object's user needs exactly these bits). */
-	if ((mkdir(p, mode) < 0 && errno != EEXIST) || chmod(p, mode) < 0) {
-		int e = errno;
-		free(p);
-		return err_errno(ERR_IO, e, "cannot create directory '%s/%s'", dir, sub);
-	}
-	*out = p;
+	if ((mkdir(path, mode) < 0 && errno != EEXIST) || chmod(path, mode) < 0)
+		return err_errno(ERR_IO, errno, "cannot create directory '%s'", path);
 	return 0;
+}
+
+run *run_alloc(const struct run_config *cfg, const char *name)
+{
+	run *r = calloc(1, sizeof(*r));
+	char *inst = fs_join(cfg->work_dir, "inst");
+
+	if (!r || !inst)
+		goto fail;
+	r->cfg = *cfg;
+	r->shim = r->pid = -1;
+	r->pidfd = r->progress = r->wd = r->log_rd = -1;
+	if (!(r->dir = fs_join(inst, name)) || !(r->state_dir = fs_join(r->dir, "state")) ||
+	    !(r->out_dir = fs_join(r->dir, "out")) || !(r->cwd_dir = fs_join(r->dir, "cwd")))
+		goto fail;
+	r->name = r->dir + strlen(inst) + 1;
+	free(inst);
+	return r;
+fail:
+	free(inst);
+	run_free(r);
+	return NULL;
 }
 
 int run_new(run **out, const struct run_config *cfg, const struct proto_msg *start)
 {
-	run *r = calloc(1, sizeof(*r));
 	char name[PROTO_ID_MAX + 32], *inst = NULL;
+	run *r = NULL;
 	int e;
 
-	if (!r)
-		return err_set(ERR_NOMEM, "out of memory");
-	r->cfg = *cfg;
-	r->pid = -1;
-	r->pidfd = r->progress = r->log_rd = -1;
-	memcpy(r->instance, start->instance, sizeof(r->instance));
-	r->generation = start->generation;
-	r->fork_index = start->fork_index;
-	r->limits = start->limits;
-	memcpy(r->entry, start->entry, sizeof(r->entry));
-	if (!(r->args = strv_dup(start->args, start->nargs))) {
+	if (!proto_id_is_valid(start->instance))
+		return err_set(ERR_INVALID, "'%s' is not an instance id", start->instance);
+	snprintf(name, sizeof(name), "%s-%" PRIu64, start->instance, start->generation);
+	if (!(r = run_alloc(cfg, name)) || !(inst = fs_join(cfg->work_dir, "inst"))) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!proto_id_is_valid(r->instance)) {
-		e = err_set(ERR_INVALID, "'%s' is not an instance id", r->instance);
-		goto fail;
-	}
-	snprintf(name, sizeof(name), "%s-%" PRIu64, r->instance, r->generation);
-	if (!(inst = fs_join(cfg->work_dir, "inst")) || !(r->dir = fs_join(inst, name))) {
+	memcpy(r->instance, start->instance, sizeof(r->instance));
+	r->generation = start->generation;
+	r->fork_index = start->fork_index;
+	r->checkpoint_s = start->checkpoint_s;
+	r->limits = start->limits;
+	r->grace_s = cfg->stop_grace_s;
+	memcpy(r->entry, start->entry, sizeof(r->entry));
+	if (!(r->args = strv_dup(start->args, start->nargs))) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -110,9 +120,8 @@ int run_new(run **out, const struct run_config *cfg, const struct proto_msg *sta
 		goto fail;
 	}
 	r->made_dir = 1;
-	if ((e = make_dir(r->dir, "state", 0755, &r->state_dir)) < 0 ||
-	    (e = make_dir(r->dir, "out", 0700, &r->out_dir)) < 0 ||
-	    (e = make_dir(r->dir, "cwd", 0700, &r->cwd_dir)) < 0)
+	if ((e = make_dir(r->state_dir, 0755)) < 0 || (e = make_dir(r->out_dir, 0700)) < 0 ||
+	    (e = make_dir(r->cwd_dir, 0700)) < 0)
 		goto fail;
 	if (cfg->drop &&
 	    (chown(r->out_dir, cfg->uid, cfg->gid) < 0 || chown(r->cwd_dir, cfg->uid, cfg->gid) < 0)) {
@@ -128,30 +137,50 @@ fail:
 	return e;
 }
 
+/* Renamed out of the way first: a directory half removed must not look like a run to a later agent. */
+static void remove_dir(run *r)
+{
+	char gone[PROTO_ID_MAX + 48], *inst = fs_join(r->cfg.work_dir, "inst"), *path = NULL;
+
+	snprintf(gone, sizeof(gone), ".gone-%s", r->name);
+	if (inst && (path = fs_join(inst, gone)) && rename(r->dir, path) == 0)
+		fs_rm_rf(path);
+	else
+		fs_rm_rf(r->dir);
+	free(inst);
+	free(path);
+}
+
 void run_free(run *r)
 {
 	if (!r)
 		return;
-	if (r->pid > 0 && !r->exited) {
-		kill(-r->pid, SIGKILL);
-		kill(r->pid, SIGKILL);
-		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
 	if (r->pidfd >= 0)
 		close(r->pidfd);
 	if (r->progress >= 0)
 		close(r->progress);
 	if (r->log_rd >= 0)
 		close(r->log_rd);
-	if (r->made_dir)
-		fs_rm_rf(r->dir);
+	if (r->made_dir && (!r->started || r->exited))
+		remove_dir(r);
 	strv_free(r->args);
 	free(r->dir);
 	free(r->state_dir);
 	free(r->out_dir);
 	free(r->cwd_dir);
 	free(r);
+}
+
+void run_discard(run *r)
+{
+	struct run_exit x;
+
+	if (!r)
+		return;
+	if (r->started && !r->exited && run_stop(r, PROTO_STOP_KILL) == 0 && run_wait(r, &x, 2000) < 0)
+		log_warn("%s", err_msg());
+	r->exited = 1; /* whatever happened: the directory goes */
+	run_free(r);
 }
 
 const char *run_instance(const run *r)
@@ -169,19 +198,39 @@ const char *run_dir(const run *r)
 	return r->dir;
 }
 
+const char *run_name(const run *r)
+{
+	return r->name;
+}
+
 pid_t run_pid(const run *r)
 {
 	return r->pid;
 }
 
-int run_progress_fd(const run *r)
-{
-	return r->progress;
-}
-
 int run_pidfd(const run *r)
 {
 	return r->pidfd;
+}
+
+int run_watch(run *r, int fd)
+{
+	char *path = fs_join(r->dir, "progress");
+	int wd;
+
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	wd = inotify_add_watch(fd, path, IN_MODIFY);
+	free(path);
+	if (wd < 0)
+		return err_errno(ERR_IO, errno, "cannot watch the progress of instance '%s'", r->instance);
+	r->wd = wd;
+	return 0;
+}
+
+int run_watch_id(const run *r)
+{
+	return r->wd;
 }
 
 /* Checks meta.json against this node and the start message. */
@@ -280,96 +329,71 @@ int run_parse_line(struct run_note *out, const char *line)
 	return 0;
 }
 
+/* Calls fn for the line [p, p + n) when it is one of the ABI's. */
+static void on_line(run *r, const char *p, size_t n,
+		    void (*fn)(void *ud, run *r, const struct run_note *note), void *ud)
+{
+	char line[RUN_LINE_MAX + 1];
+	struct run_note note;
+
+	if (n > RUN_LINE_MAX)
+		return;
+	memcpy(line, p, n);
+	line[n] = '\0';
+	if (strlen(line) == n && run_parse_line(&note, line) == 0)
+		fn(ud, r, &note);
+}
+
 int run_read_progress(run *r, void (*fn)(void *ud, run *r, const struct run_note *note), void *ud)
 {
-	char chunk[1024];
-	struct run_note note;
+	char chunk[4096];
 	ssize_t n;
 
 	if (r->progress < 0)
-		return 1;
+		run_open_outputs(r); /* not there yet when the run was taken over */
+	if (r->progress < 0)
+		return r->exited;
 	for (;;) {
-		n = read(r->progress, chunk, sizeof(chunk));
+		size_t start = 0;
+		n = pread(r->progress, chunk, sizeof(chunk), (off_t)r->progress_pos);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
-			return 0;
-		if (n <= 0) { /* the end, or an error that ends the channel just as well */
-			close(r->progress);
-			r->progress = -1;
-			return 1;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			char c = chunk[i];
-			if (c != '\n') {
-				if (r->line_len < sizeof(r->line) - 1)
-					r->line[r->line_len++] = c;
-				else
-					r->line_skip = 1; /* too long: no line of the ABI is */
-				continue;
+		if (n <= 0)
+			break;
+		/* Whole lines only: the supervisor writes each with its newline in one write(). */
+		for (size_t i = 0; i < (size_t)n; i++)
+			if (chunk[i] == '\n') {
+				on_line(r, chunk + start, i - start, fn, ud);
+				start = i + 1;
 			}
-			r->line[r->line_len] = '\0';
-			if (!r->line_skip && run_parse_line(&note, r->line) == 0)
-				fn(ud, r, &note);
-			r->line_len = 0;
-			r->line_skip = 0;
-		}
+		if (start == 0 && (size_t)n == sizeof(chunk))
+			start = sizeof(chunk); /* no line of the ABI is this long */
+		r->progress_pos += start;
+		if (start == 0 || (size_t)n < sizeof(chunk))
+			break;
 	}
+	return r->exited;
 }
 
-int run_signal(run *r, int sig)
+/* Signals the supervisor: through its pidfd, or its pid while its lock says it runs. */
+static int signal_shim(run *r, int sig)
 {
-	if (r->pid <= 0 || r->exited)
-		return err_set(ERR_NOTFOUND, "instance '%s' is not running", r->instance);
 	if (r->pidfd >= 0 && syscall(SYS_pidfd_send_signal, r->pidfd, sig, NULL, 0) == 0)
 		return 0;
-	if (kill(r->pid, sig) < 0)
-		return err_errno(ERR_IO, errno, "cannot signal instance '%s'", r->instance);
-	return 0;
+	if (r->pidfd < 0 && r->shim > 0 && !run_shim_gone(r) && kill(r->shim, sig) == 0)
+		return 0;
+	return err_errno(ERR_NOTFOUND, errno, "cannot signal the supervisor of instance '%s'", r->instance);
 }
 
 int run_stop(run *r, enum proto_stop_mode mode)
 {
-	if (r->pid <= 0 || r->exited)
+	if (!r->started || r->exited)
 		return err_set(ERR_NOTFOUND, "instance '%s' is not running", r->instance);
-	if (mode == PROTO_STOP_KILL) {
-		r->killed = 1;
-		kill(-r->pid, SIGKILL);
-		return run_signal(r, SIGKILL);
-	}
-	if (!r->stop_at)
-		r->stop_at = run_now();
-	return run_signal(r, SIGUSR1);
+	return signal_shim(r, mode == PROTO_STOP_KILL ? SIGUSR2 : SIGUSR1);
 }
 
-double run_check_time(run *r, double now)
-{
-	double next = 0, t;
-
-	if (r->pid <= 0 || r->exited)
-		return 0;
-	if (r->limits.wall_s) {
-		t = r->started_at + (double)r->limits.wall_s;
-		if (now >= t && !r->timed_out) {
-			r->timed_out = 1;
-			kill(-r->pid, SIGKILL);
-		}
-		next = t;
-	}
-	if (r->stop_at && r->cfg.stop_grace_s) {
-		t = r->stop_at + r->cfg.stop_grace_s;
-		if (now >= t && !r->killed) {
-			r->killed = r->grace_expired = 1;
-			kill(-r->pid, SIGKILL);
-		}
-		if (!next || t < next)
-			next = t;
-	}
-	return next > now ? next : 0;
-}
-
-/* Fills out from a wait status. */
-static void describe_exit(run *r, int st, struct run_exit *out)
+/* Fills out from a wait status and the supervisor's reason for a kill. */
+static void describe_exit(run *r, int st, const char *reason, struct run_exit *out)
 {
 	struct run_exit x = {0};
 
@@ -380,14 +404,18 @@ static void describe_exit(run *r, int st, struct run_exit *out)
 		x.code = WEXITSTATUS(st);
 	}
 	x.checkpointed = !x.signo && x.code == 85;
-	if (r->timed_out)
+	if (!strcmp(reason, "timeout"))
 		snprintf(x.error, sizeof(x.error), "wall-clock limit of %" PRIu64 " s reached",
 			 r->limits.wall_s);
-	else if (r->grace_expired)
+	else if (!strcmp(reason, "grace"))
 		snprintf(x.error, sizeof(x.error), "no checkpoint within %u s of the request: killed",
-			 r->cfg.stop_grace_s);
-	else if (r->killed)
+			 r->grace_s);
+	else if (!strcmp(reason, "killed"))
 		snprintf(x.error, sizeof(x.error), "killed on request");
+	else if (!strcmp(reason, "lost"))
+		snprintf(x.error, sizeof(x.error),
+			 "its supervisor (dispatch-run) ended without recording "
+			 "its exit: killed with it");
 	else if (x.signo == SIGXCPU || (x.signo == SIGKILL && r->limits.cpu_s))
 		snprintf(x.error, sizeof(x.error), "killed by signal %d (%s): CPU limit of %" PRIu64 " s?",
 			 x.signo, strsignal(x.signo), r->limits.cpu_s);
@@ -398,27 +426,42 @@ static void describe_exit(run *r, int st, struct run_exit *out)
 	*out = x;
 }
 
+/* DIR/exit as the supervisor wrote it, "WAIT-STATUS REASON\n"; without one the object died with its
+ * supervisor. */
+static void read_exit(run *r, struct run_exit *out)
+{
+	struct buf text = BUF_INIT(128);
+	char *path = fs_join(r->dir, "exit"), *end, reason[16];
+	long st = -1;
+
+	if (path && fs_read_file(&text, path, 128) == 0 && text.len) {
+		errno = 0;
+		st = strtol(buf_str(&text), &end, 10);
+		if (errno || end == buf_str(&text) || *end != ' ' || st < 0 || st > 0xffff ||
+		    sscanf(end + 1, "%15[a-z-]", reason) != 1)
+			st = -1;
+	}
+	if (st < 0) {
+		st = SIGKILL;
+		snprintf(reason, sizeof(reason), "lost");
+	}
+	describe_exit(r, (int)st, reason, out);
+	buf_release(&text);
+	free(path);
+}
+
 int run_reap(run *r, struct run_exit *out)
 {
-	siginfo_t si = {0};
-	int st = 0;
+	int gone;
 
-	if (r->pid <= 0)
+	if (!r->started)
 		return err_set(ERR_NOTFOUND, "instance '%s' was not started", r->instance);
-	if (r->exited) {
-		*out = r->exit;
-		return 1;
+	if (!r->exited) {
+		if ((gone = run_shim_gone(r)) <= 0)
+			return gone;
+		read_exit(r, &r->exit);
+		r->exited = 1;
 	}
-	/* Look without reaping: while the leader is a zombie its pid (and group id) cannot be reused. */
-	if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-		return err_errno(ERR_IO, errno, "cannot wait for instance '%s'", r->instance);
-	if (si.si_pid == 0)
-		return 0;
-	kill(-r->pid, SIGKILL); /* strays of the object's process group */
-	while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	r->exited = 1;
-	describe_exit(r, st, &r->exit);
 	*out = r->exit;
 	return 1;
 }

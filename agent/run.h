@@ -7,20 +7,27 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "buf.h"
 #include "protocol.h"
 
 /*
  * WORK/inst/<instance>-<generation>/ holds
+ *   instance.json            what a later agent needs to take the run over
  *   meta.json, bin/<entry>   the artifact, extracted (root-owned, read-only for the object)
  *   state/                   the state to start from (DISPATCH_STATE)
  *   out/                     where the object writes its state (DISPATCH_STATE_OUT)
  *   cwd/                     its working directory, HOME and TMPDIR
  *   log                      its stdout and stderr
- * out/ and cwd/ belong to the object's user. The object is started
- * through the launcher (dispatch-run, see sandbox.h) with posix_spawn();
- * the progress channel is a pipe on its descriptor 3. The agent's event
- * loop polls run_progress_fd() and run_pidfd().
+ *   lock, pid, progress, exit  its supervisor's (shim.h)
+ * out/ and cwd/ belong to the object's user. The launcher (dispatch-run
+ * --dir, see shim.h), started with posix_spawn(), stays as the object's
+ * supervisor: the object does not depend on the agent, and an agent that
+ * stops or crashes leaves it running for the next one, which takes the run
+ * over with run_adopt(). The agent reads the progress lines from
+ * DIR/progress at an offset (a run_cursor() keeps the offsets across
+ * restarts) and learns of the exit from the supervisor's pidfd.
  */
 typedef struct run run;
 
@@ -56,17 +63,36 @@ struct run_exit {
 /*
  * Creates the instance directory for a start message (borrowed: what is
  * needed is copied); an old directory of the same name is replaced. *out
- * is new: free with run_free().
+ * is new: free with run_free() or run_discard().
  */
 int run_new(run **out, const struct run_config *cfg, const struct proto_msg *start);
 
-/* Kills the object's process group if it still runs, reaps it, removes the directory. NULL is fine. */
+/*
+ * Takes over the run an earlier agent left in WORK/inst/<name>: its object
+ * still runs, or has exited (run_reap() then says so at once). cursor
+ * (borrowed, may be NULL) is what run_cursor() said before the restart.
+ * ERR_NOTFOUND when there is nothing to take over (the earlier agent
+ * stopped before the object ran), ERR_INVALID for a damaged directory:
+ * remove it (fs_rm_rf) then.
+ */
+int run_adopt(run **out, const struct run_config *cfg, const char *name, const json_t *cursor);
+
+/*
+ * Frees the run and its descriptors, not its object: one that still runs
+ * keeps running, and keeps its directory for a later run_adopt(). The
+ * directory of a run that never started, or whose exit run_reap() returned,
+ * is removed. NULL is fine.
+ */
 void run_free(run *r);
+
+/* Kills the object if it still runs (its whole process group), removes the directory, frees. NULL is fine. */
+void run_discard(run *r);
 
 const char *run_instance(const run *r);
 uint64_t run_generation(const run *r);
 const char *run_dir(const run *r);
-pid_t run_pid(const run *r);
+const char *run_name(const run *r); /* "<instance>-<generation>", the directory's name */
+pid_t run_pid(const run *r);	    /* the object's, -1 when unknown */
 
 /*
  * Extracts the artifact (and the state bundle, when state is not NULL)
@@ -76,41 +102,48 @@ pid_t run_pid(const run *r);
 int run_unpack(run *r, const char *artifact_path, const char *state_path);
 
 /*
- * Starts the object. A failure of the launcher before the object runs
- * ("cannot execute 'bin/x': ...") is an error here, not an exit status.
+ * Writes instance.json and starts the object through its supervisor, which
+ * also enforces the wall-clock limit and the stop grace period. A failure
+ * before the object runs ("cannot execute 'bin/x': ...") is an error here,
+ * not an exit status.
  */
 int run_start(run *r);
 
-/* Descriptors to poll: the progress channel (-1 after its end) and a pidfd (-1 when unavailable). */
-int run_progress_fd(const run *r);
+/* The supervisor's pidfd, readable once it has exited; -1 when unavailable (then poll run_reap()). */
 int run_pidfd(const run *r);
+
+/* Adds an inotify watch (on the inotify instance fd) for new progress lines. */
+int run_watch(run *r, int fd);
+/* The watch descriptor, -1 when there is none. */
+int run_watch_id(const run *r);
 
 /* Parses one progress line (without its newline). ERR_INVALID for lines the ABI does not define. */
 int run_parse_line(struct run_note *out, const char *line);
 
 /*
- * Reads what the progress channel holds without blocking and calls fn for
- * each valid line; lines longer than 255 bytes and unknown lines are
- * skipped. Returns 1 at the channel's end, else 0.
+ * Reads the progress lines written since the last call and calls fn for
+ * each valid one; unknown lines are skipped. Returns 1 when the object has
+ * exited (run_reap()) and every line is read, else 0.
  */
 int run_read_progress(run *r, void (*fn)(void *ud, run *r, const struct run_note *note), void *ud);
 
-/* 1 and *out when the object has exited (reaped, strays of its process group killed), 0 while it runs. */
+/*
+ * 1 and *out once the object has exited (its supervisor killed the strays
+ * of its process group and recorded the exit), 0 while it runs. A
+ * supervisor that died without recording the exit took the object with it:
+ * that is reported as a kill.
+ */
 int run_reap(run *r, struct run_exit *out);
 
 /* Waits up to timeout_ms for the exit (tests, shutdown); ERR_LIMIT when it still runs. */
 int run_wait(run *r, struct run_exit *out, int timeout_ms);
 
-/* A checkpoint request (SIGUSR1; SIGKILL after the grace period) or a kill of the whole process group. */
-int run_stop(run *r, enum proto_stop_mode mode);
-int run_signal(run *r, int sig);
-
 /*
- * Enforces the wall-clock limit and the stop grace period at time now
- * (CLOCK_MONOTONIC seconds) and returns the next time it needs to be called,
- * or 0 for never.
+ * Asks the supervisor for a checkpoint (the object gets SIGUSR1, and
+ * SIGKILL when still running after the grace period) or to kill the whole
+ * process group. Works the same on an adopted run.
  */
-double run_check_time(run *r, double now);
+int run_stop(run *r, enum proto_stop_mode mode);
 
 /*
  * Packs out/ into dest (a tar.zst bundle). ERR_NOTFOUND when out/ holds no
@@ -130,6 +163,13 @@ int run_pack_state(run *r, const char *dest);
  * much was skipped.
  */
 int run_read_log(run *r, struct buf *out, size_t max, int final);
+
+/*
+ * Where the agent is in the run's progress lines and log, for run_adopt()
+ * after a restart: {"progress", "log", "log_sent", "log_capped"} (new
+ * reference).
+ */
+json_t *run_cursor(const run *r);
 
 /* CLOCK_MONOTONIC in seconds. */
 double run_now(void);

@@ -1,4 +1,4 @@
-/* run_int.h - the layout of struct run, shared by run.c, run_spawn.c and run_out.c only. */
+/* run_int.h - the layout of struct run, shared by run.c, run_spawn.c, run_adopt.c and run_out.c only. */
 #ifndef DISPATCH_AGENT_RUN_INT_H
 #define DISPATCH_AGENT_RUN_INT_H
 
@@ -8,27 +8,32 @@
 #include "protocol.h"
 #include "run.h"
 
+#define RUN_LINE_MAX 255 /* a progress line, without its newline */
+
 struct run {
 	struct run_config cfg;
 	char instance[PROTO_ID_MAX + 1];
 	uint64_t generation;
 	int64_t fork_index;
+	uint64_t checkpoint_s;
 	struct proto_limits limits;
+	unsigned grace_s; /* the stop grace period its supervisor was given */
 	char entry[PROTO_ENTRY_MAX + 1];
 	char **args; /* NULL-terminated */
 
 	char *dir, *state_dir, *out_dir, *cwd_dir;
+	const char *name; /* the last part of dir */
 	int made_dir;
 
-	pid_t pid; /* the launcher, then (same process) the object */
-	int pidfd;
-	int progress;	/* read end of the progress channel */
-	char line[256]; /* the progress line being read */
-	size_t line_len;
-	int line_skip;
+	int started;  /* a supervisor was started, by this agent or an earlier one */
+	int child;    /* the supervisor is this process's child (not adopted) */
+	pid_t shim;   /* the supervisor (dispatch-run), -1 when unknown */
+	pid_t pid;    /* the object, -1 when unknown */
+	int pidfd;    /* the supervisor's */
+	int progress; /* DIR/progress, for reading */
+	uint64_t progress_pos;
+	int wd; /* inotify watch on DIR/progress */
 
-	double started_at, stop_at; /* run_now() */
-	int killed, timed_out, grace_expired;
 	int exited;
 	struct run_exit exit;
 
@@ -39,5 +44,17 @@ struct run {
 };
 
 void strv_free(char **v);
+
+/* Allocates a run for WORK/inst/<name> with its paths; NULL when out of memory. */
+run *run_alloc(const struct run_config *cfg, const char *name);
+
+/* Opens DIR/progress and DIR/log for reading, when they exist. */
+void run_open_outputs(run *r);
+
+/* Whether the supervisor has exited (reaped when it was this process's child): 1, 0, or an error. */
+int run_shim_gone(run *r);
+
+/* Writes DIR/instance.json. */
+int run_save_instance(const run *r);
 
 #endif

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,22 +20,26 @@
 #include "run_int.h"
 
 /*
- * The child's descriptors: 0 /dev/null, 1 and 2 the log, 3 the progress
- * channel (DISPATCH_PROGRESS_FD), 4 the launcher's status pipe, which is
- * close-on-exec in the launcher: the agent reads it to its end, and any
- * text there is the reason the object could not be started.
+ * The launcher's descriptors: 0 /dev/null, 1 and 2 the log, 4 its status
+ * pipe, which is close-on-exec in the launcher and the object: the agent
+ * reads it to its end, and any text there is the reason the object could
+ * not be started; 5 DIR/lock, flock()ed here, which the supervisor holds
+ * for as long as it lives. The supervisor gives the object its progress
+ * channel on fd 3 (DISPATCH_PROGRESS_FD).
  */
 #define FD_PROGRESS 3
 #define FD_STATUS 4
+#define FD_LOCK 5
 #define STATUS_MAX 1024
-#define ARGV_FIXED 24 /* launcher options before "--" */
+#define ARGV_FIXED 40 /* launcher options before "--" */
+#define NUMS 12	      /* numbers among them */
 
 /* Moves fd above the range the child's file actions write to, keeping it close-on-exec. */
 static int lift(int *fd)
 {
 	int n;
 
-	if (*fd > FD_STATUS)
+	if (*fd > FD_LOCK)
 		return 0;
 	n = fcntl(*fd, F_DUPFD_CLOEXEC, 10);
 	if (n < 0)
@@ -56,8 +62,8 @@ static char *kv(const char *k, const char *v)
 static char **make_env(const run *r)
 {
 	const char *qemu = getenv("QEMU_LD_PREFIX");
-	char gen[24], fork[24], fd[8];
-	char **env = calloc(13, sizeof(*env));
+	char gen[24], fork[24], fd[8], ckpt[24];
+	char **env = calloc(14, sizeof(*env));
 	size_t n = 0;
 
 	if (!env)
@@ -76,6 +82,10 @@ static char **make_env(const run *r)
 	env[n++] = kv("DISPATCH_FORK_INDEX", fork);
 	env[n++] = kv("DISPATCH_GENERATION", gen);
 	env[n++] = kv("DISPATCH_ISA", r->cfg.isa);
+	if (r->checkpoint_s) {
+		snprintf(ckpt, sizeof(ckpt), "%" PRIu64, r->checkpoint_s);
+		env[n++] = kv("DISPATCH_CHECKPOINT_INTERVAL", ckpt);
+	}
 	/* An agent emulated by qemu-user (scripts/foreign) finds foreign libraries through this: so must
 	 * the launcher and dynamically linked objects it starts. */
 	if (qemu)
@@ -100,7 +110,7 @@ static size_t add_num(const char **v, size_t *n, char nums[][24], size_t k, cons
 }
 
 /* The launcher's argv; nums provides the storage for numbers. */
-static char **make_argv(const run *r, const char *exe, char nums[][24])
+static char **make_argv(const run *r, const char *exe, char nums[NUMS][24])
 {
 	size_t nargs = 0, n = 0, k = 0;
 	const char **v;
@@ -111,8 +121,13 @@ static char **make_argv(const run *r, const char *exe, char nums[][24])
 	if (!v)
 		return NULL;
 	v[n++] = r->cfg.launcher;
+	v[n++] = "--dir";
+	v[n++] = r->dir;
 	v[n++] = "--status-fd";
 	snprintf(nums[k], 24, "%d", FD_STATUS);
+	v[n++] = nums[k++];
+	v[n++] = "--lock-fd";
+	snprintf(nums[k], 24, "%d", FD_LOCK);
 	v[n++] = nums[k++];
 	if (r->cfg.no_sandbox)
 		v[n++] = "--no-sandbox";
@@ -130,6 +145,8 @@ static char **make_argv(const run *r, const char *exe, char nums[][24])
 	k = add_num(v, &n, nums, k, "--mem", r->limits.memory);
 	k = add_num(v, &n, nums, k, "--fsize", r->cfg.fsize);
 	k = add_num(v, &n, nums, k, "--nofile", r->cfg.nofile);
+	k = add_num(v, &n, nums, k, "--wall", r->limits.wall_s);
+	k = add_num(v, &n, nums, k, "--grace", r->grace_s);
 	v[n++] = "--workdir";
 	v[n++] = r->cwd_dir;
 	v[n++] = "--";
@@ -158,37 +175,60 @@ static void read_status(int fd, char *msg, size_t len)
 	msg[got] = '\0';
 }
 
+/* The object's pid from DIR/pid, for the log; -1 when it cannot be read. */
+static pid_t object_pid(const run *r)
+{
+	struct buf text = BUF_INIT(64);
+	char *path = fs_join(r->dir, "pid");
+	long shim = 0, obj = -1;
+
+	if (path && fs_read_file(&text, path, 64) == 0 && sscanf(buf_str(&text), "%ld %ld", &shim, &obj) != 2)
+		obj = -1;
+	buf_release(&text);
+	free(path);
+	return obj > 0 && obj <= INT_MAX ? (pid_t)obj : -1;
+}
+
 int run_start(run *r)
 {
-	int logfd = -1, prog[2] = {-1, -1}, status[2] = {-1, -1}, fa_ok = 0, attr_ok = 0, e = 0, st;
-	char nums[8][24], rel[PROTO_ENTRY_MAX + 8], msg[STATUS_MAX];
-	char *exe = NULL, *logpath = NULL, **env = NULL, **argv = NULL;
+	int logfd = -1, lockfd = -1, status[2] = {-1, -1}, fa_ok = 0, attr_ok = 0, e = 0, st;
+	char nums[NUMS][24], rel[PROTO_ENTRY_MAX + 8], msg[STATUS_MAX];
+	char *exe = NULL, *logpath = NULL, *lockpath = NULL, **env = NULL, **argv = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	pid_t pid;
 
-	if (r->pid > 0)
+	if (r->started)
 		return err_set(ERR_EXISTS, "instance '%s' is already started", r->instance);
 	snprintf(rel, sizeof(rel), "bin/%s", r->entry);
 	exe = fs_join(r->dir, rel);
 	logpath = fs_join(r->dir, "log");
+	lockpath = fs_join(r->dir, "lock");
 	env = make_env(r);
 	argv = exe ? make_argv(r, exe, nums) : NULL;
-	if (!exe || !logpath || !env || !argv) {
+	if (!exe || !logpath || !lockpath || !env || !argv) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	/* Before the spawn: whatever happens next, a later agent knows what runs there. */
+	if ((e = run_save_instance(r)) < 0)
+		goto out;
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd < 0) {
 		e = err_errno(ERR_IO, errno, "cannot create '%s'", logpath);
 		goto out;
 	}
-	if (pipe2(prog, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		e = err_errno(ERR_IO, errno, "cannot lock '%s'", lockpath);
+		goto out;
+	}
+	if (pipe2(status, O_CLOEXEC) < 0) {
 		e = err_errno(ERR_IO, errno, "cannot create a pipe");
 		goto out;
 	}
-	if ((e = lift(&logfd)) < 0 || (e = lift(&prog[1])) < 0 || (e = lift(&status[1])) < 0)
+	if ((e = lift(&logfd)) < 0 || (e = lift(&lockfd)) < 0 || (e = lift(&status[1])) < 0)
 		goto out;
 	if ((errno = posix_spawn_file_actions_init(&fa)) != 0) {
 		e = err_errno(ERR_NOMEM, errno, "cannot prepare the launcher");
@@ -206,8 +246,8 @@ int run_start(run *r)
 	if ((errno = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
 	    (errno = posix_spawn_file_actions_adddup2(&fa, logfd, 1)) ||
 	    (errno = posix_spawn_file_actions_adddup2(&fa, logfd, 2)) ||
-	    (errno = posix_spawn_file_actions_adddup2(&fa, prog[1], FD_PROGRESS)) ||
 	    (errno = posix_spawn_file_actions_adddup2(&fa, status[1], FD_STATUS)) ||
+	    (errno = posix_spawn_file_actions_adddup2(&fa, lockfd, FD_LOCK)) ||
 	    (errno = posix_spawnattr_setsigmask(&attr, &none)) ||
 	    (errno = posix_spawnattr_setsigdefault(&attr, &all)) ||
 	    (errno = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))) {
@@ -228,30 +268,26 @@ int run_start(run *r)
 		e = err_set(ERR_CHILD, "instance '%s' did not start: %s", r->instance, msg);
 		goto out;
 	}
-	r->pid = pid;
-	r->started_at = run_now();
+	r->started = r->child = 1;
+	r->shim = pid;
+	r->pid = object_pid(r);
 	r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (r->pidfd >= 0)
-		fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
-	r->progress = prog[0];
-	prog[0] = -1;
-	fcntl(r->progress, F_SETFL, O_NONBLOCK);
-	r->log_rd = open(logpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	run_open_outputs(r);
 out:
 	if (fa_ok)
 		posix_spawn_file_actions_destroy(&fa);
 	if (attr_ok)
 		posix_spawnattr_destroy(&attr);
-	for (int i = 0; i < 2; i++) {
-		if (prog[i] >= 0)
-			close(prog[i]);
+	for (int i = 0; i < 2; i++)
 		if (status[i] >= 0)
 			close(status[i]);
-	}
 	if (logfd >= 0)
 		close(logfd);
+	if (lockfd >= 0)
+		close(lockfd); /* the supervisor holds the lock now */
 	free(exe);
 	free(logpath);
+	free(lockpath);
 	strv_free(env);
 	free(argv);
 	return e;

@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/audit.h>
@@ -73,22 +74,26 @@ static int set_limit(int res, uint64_t soft, uint64_t hard)
 	return setrlimit(res, &rl);
 }
 
-/* Step 2: closes every descriptor above 3 but keep. */
-static void close_others(int keep)
+/* Closes [lo, hi]; close_range() is new (5.9) and qemu-user may not pass it on. */
+static void close_span(int lo, int hi)
 {
-	unsigned lo = 4;
-
-	if (keep >= 4) {
-		if (keep > 4)
-			syscall(SYS_close_range, 4u, (unsigned)keep - 1, 0u);
-		lo = (unsigned)keep + 1;
-	}
-	if (syscall(SYS_close_range, lo, ~0u, 0u) == 0)
+	if (lo > hi || syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0)
 		return;
-	/* close_range() is new (5.9) and qemu-user may not pass it on. */
-	for (int fd = (int)lo; fd < 65536; fd++)
-		if (fd != keep)
-			close(fd);
+	for (int fd = lo; fd <= hi && fd < 65536; fd++)
+		close(fd);
+}
+
+void sandbox_close_fds(int lowest, int keep_a, int keep_b)
+{
+	int lo = lowest, keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < lo)
+			continue;
+		close_span(lo, keep[i] - 1);
+		lo = keep[i] + 1;
+	}
+	close_span(lo, INT_MAX);
 }
 
 static int step_limits(const struct sandbox_opts *o, char *err, size_t errlen)
@@ -266,9 +271,10 @@ static int apply_seccomp(const struct sandbox_opts *o, char *err, size_t errlen)
 	pid_t parent = getppid();
 	int isolated, r;
 
-	if (setsid() < 0 && setpgid(0, 0) < 0)
+	/* Under a supervisor (shim.h) the object leads its own session already. */
+	if (getsid(0) != getpid() && setsid() < 0 && setpgid(0, 0) < 0)
 		return fail(err, errlen, errno, "cannot create a process group");
-	close_others(o->keep_fd);
+	sandbox_close_fds(4, o->keep_fd, -1);
 	if ((r = step_limits(o, err, errlen)) < 0 || (r = step_network(o, &isolated, err, errlen)) < 0)
 		return r;
 	step_mounts(isolated);
@@ -289,7 +295,7 @@ static int apply_seccomp(const struct sandbox_opts *o, char *err, size_t errlen)
 
 static int apply_null(const struct sandbox_opts *o, char *err, size_t errlen)
 {
-	close_others(o->keep_fd);
+	sandbox_close_fds(4, o->keep_fd, -1);
 	if (o->workdir && chdir(o->workdir) < 0)
 		return fail(err, errlen, errno, "cannot enter '%s'", o->workdir);
 	return 0;

@@ -7,10 +7,11 @@
 #include <sys/types.h>
 
 /*
- * dispatch-run calls sandbox_apply() between its option parsing and the
- * execve() of the object. The "seccomp" backend takes these steps, in this
- * order, so that each one still has the authority it needs and nothing is
- * left afterwards:
+ * dispatch-run calls sandbox_apply() in the process that becomes the
+ * object, just before its execve(): with --dir (the agent's way, see
+ * shim.h) in the child of the supervisor, without it in dispatch-run
+ * itself. The "seccomp" backend takes these steps, in this order, so that
+ * each one still has the authority it needs and nothing is left afterwards:
  *
  *   1. setsid(): a new session and process group, so that the agent can
  *      signal or kill the object with every descendant at once
@@ -26,8 +27,9 @@
  *      /sys/class/net describes the private network (root only, best effort)
  *   6. drop privileges, when root and a uid is given: setgroups(0),
  *      setresgid(), setresuid(), then check that root cannot be regained
- *   7. PR_SET_PDEATHSIG(SIGKILL): the object dies with the agent (set after
- *      the uid change, which clears it), so no object runs unaccounted for
+ *   7. PR_SET_PDEATHSIG(SIGKILL): the object dies with its parent, the
+ *      supervisor (set after the uid change, which clears it), so that no
+ *      object runs unaccounted for; the agent itself may come and go
  *   8. PR_SET_NO_NEW_PRIVS: no setuid binary or file capability can give
  *      back what was dropped
  *   9. a seccomp filter denying a short list of system calls an object has
@@ -69,6 +71,9 @@ const struct sandbox_backend *sandbox_backend(const char *name);
 
 /* Applies backend b; on failure err holds "cannot STEP: reason". */
 int sandbox_apply(const struct sandbox_backend *b, const struct sandbox_opts *o, char *err, size_t errlen);
+
+/* Closes every descriptor from lowest up, except keep_a and keep_b (-1: none). */
+void sandbox_close_fds(int lowest, int keep_a, int keep_b);
 
 /* Whether this build has a seccomp filter for its ISA. */
 int sandbox_has_seccomp(void);

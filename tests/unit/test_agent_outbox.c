@@ -135,16 +135,18 @@ static void test_outbox__saved_and_restored(void **state)
 
 	assert_int_equal(fs_write_atomic(tmp, "a state bundle", 14, 0644), 0);
 	assert_int_equal(store_adopt(f->st, &d, tmp, NULL), 0);
-	assert_int_equal(outbox_save(f->ob, saved), 0); /* empty: no file */
+	assert_int_equal(outbox_save(f->ob, saved, NULL, 0), 0); /* empty: no file */
 	assert_false(fs_exists(saved));
 	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_log("bye\n", 4), NULL), 0);
 	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_exit(85, 0, d.hex, NULL), d.hex), 0);
-	assert_int_equal(outbox_save(f->ob, saved), 0);
+	assert_int_equal(outbox_save(f->ob, saved, NULL, 1), 0);
 	assert_true(fs_exists(saved));
 	assert_int_equal(outbox_new(&again, f->st), 0);
-	assert_int_equal(outbox_load(again, saved), 0);
-	assert_false(fs_exists(saved));
+	assert_int_equal(outbox_load(again, saved, NULL), 0);
+	assert_true(fs_exists(saved)); /* until the next save */
 	assert_int_equal(outbox_len(again), 2);
+	assert_true(outbox_has_exit(again, "i-1", 4));
+	assert_false(outbox_has_exit(again, "i-1", 3));
 	outbox_free(again);
 	/* Damaged files restore nothing and break nothing. */
 	{
@@ -153,14 +155,58 @@ static void test_outbox__saved_and_restored(void **state)
 		assert_int_equal(fs_write_atomic(saved, bad, strlen(bad), 0600), 0);
 	}
 	assert_int_equal(outbox_new(&again, f->st), 0);
-	assert_int_equal(outbox_load(again, saved), 0);
+	assert_int_equal(outbox_load(again, saved, NULL), 0);
 	assert_int_equal(outbox_len(again), 0);
 	assert_int_equal(fs_write_atomic(saved, "not json", 8, 0600), 0);
-	assert_int_equal(outbox_load(again, saved), 0);
+	assert_int_equal(outbox_load(again, saved, NULL), 0);
 	assert_int_equal(outbox_len(again), 0);
-	assert_int_equal(outbox_load(again, saved), 0); /* missing: fine */
+	unlink(saved);
+	assert_int_equal(outbox_load(again, saved, NULL), 0); /* missing: fine */
 	outbox_free(again);
 	free(tmp);
+	free(saved);
+}
+
+/* The agent's note on its runs travels with the events; checkpoints and exits ask for a save at once. */
+static void test_outbox__saves_runs_and_says_when_to_save(void **state)
+{
+	struct fixture *f = *state;
+	char *saved = fs_join(f->dir, "outbox.json");
+	json_t *runs = json_pack("{s{sI}}", "i-1-4", "progress", (json_int_t)42), *back = NULL, *exits;
+	outbox *again = NULL;
+
+	assert_int_equal(outbox_changes(f->ob), 0);
+	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_progress(0.5), NULL), 0);
+	assert_int_equal(outbox_changes(f->ob), 0);
+	assert_int_equal(outbox_add(f->ob, "i-1", 4, proto_event_exit(0, 0, NULL, NULL), NULL), 0);
+	assert_int_equal(outbox_changes(f->ob), OUTBOX_URGENT);
+	/* An empty queue with runs to remember still makes a file. */
+	outbox_forget(f->ob, "i-1", 4);
+	assert_int_equal(outbox_save(f->ob, saved, runs, 0), 0);
+	assert_int_equal(outbox_changes(f->ob), 0);
+	assert_true(fs_exists(saved));
+	assert_int_equal(outbox_add(f->ob, "i-2", 1, proto_event_exit(3, 0, NULL, "exit 3"), NULL), 0);
+	assert_int_equal(outbox_save(f->ob, saved, runs, 0), 0);
+	assert_int_equal(outbox_new(&again, f->st), 0);
+	assert_int_equal(outbox_load(again, saved, &back), 0);
+	assert_true(json_equal(runs, back));
+	assert_int_equal(outbox_changes(again), 0);
+	exits = outbox_exits(again);
+	assert_int_equal(json_array_size(exits), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(exits, 0), "instance")), "i-2");
+	/* Version 1 files (an array of events) still load. */
+	{
+		const char *v1 = "[{\"instance\": \"i-3\", \"generation\": 2, \"event\": {\"kind\": \"exit\", "
+				 "\"code\": 0}, \"blob\": \"\"}]";
+		json_decref(back);
+		assert_int_equal(fs_write_atomic(saved, v1, strlen(v1), 0600), 0);
+		assert_int_equal(outbox_load(again, saved, &back), 0);
+		assert_null(back);
+		assert_true(outbox_has_exit(again, "i-3", 2));
+	}
+	json_decref(exits);
+	json_decref(runs);
+	outbox_free(again);
 	free(saved);
 }
 
@@ -172,6 +218,7 @@ int main(void)
 		T(test_outbox__bounded_but_exits_stay),
 		T(test_outbox__kept_while_unreachable),
 		T(test_outbox__saved_and_restored),
+		T(test_outbox__saves_runs_and_says_when_to_save),
 	};
 	int r;
 

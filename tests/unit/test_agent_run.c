@@ -128,22 +128,23 @@ static void collect(void *ud, run *r, const struct run_note *note)
 		f->notes[f->nnotes++] = *note;
 }
 
-/* Reads the progress channel until it ends or a note of kind arrives (kind 0: the end). */
+/* Reads the progress lines until a note of kind arrives, or (kind 0) the object exited and all are read. */
 static void read_until(struct fixture *f, run *r, enum run_note_kind kind)
 {
-	for (int i = 0; i < 1000; i++) {
-		struct pollfd p = {.fd = run_progress_fd(r), .events = POLLIN};
+	struct run_exit x;
+
+	for (int i = 0; i < 2000; i++) {
 		size_t before = f->nnotes;
-		if (p.fd < 0)
-			return;
-		poll(&p, 1, 100);
+		if (!kind && run_reap(r, &x) < 0)
+			fail_msg("%s", err_msg());
 		if (run_read_progress(r, collect, f) == 1)
 			return;
 		for (size_t k = before; kind && k < f->nnotes; k++)
 			if (f->notes[k].kind == kind)
 				return;
+		usleep(10000);
 	}
-	fail_msg("the progress channel stayed silent");
+	fail_msg("no progress line came");
 }
 
 static void finish(run *r, struct run_exit *x)
@@ -184,6 +185,40 @@ static void test_run__progress_lines_are_parsed(void **state)
 	assert_int_equal(f->notes[2].kind, RUN_NOTE_PROGRESS);
 	assert_true(f->notes[2].progress == 0.5);
 	assert_int_equal(f->notes[3].kind, RUN_NOTE_FINISHED);
+	run_free(r);
+}
+
+/* The supervisor keeps the progress file small: the newest progress of each half second, no repeats, no junk. */
+static void test_run__progress_is_thinned(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	size_t progress = 0, checkpoints = 0;
+	run *r = start(f, "i=0; while [ $i -lt 100 ]; do printf 'progress 0.%02d\\n' $i >&3; i=$((i + 1)); done\n"
+			  "echo '{}' > \"$DISPATCH_STATE_OUT/state.json\"\n"
+			  "echo 'checkpoint 1' >&3; echo 'checkpoint 1' >&3\n"
+			  "head -c 300 /dev/zero | tr '\\0' x >&3; echo >&3; echo 'progress 1' >&3\n"
+			  "echo finished >&3");
+
+	read_until(f, r, 0);
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	for (size_t i = 0; i < f->nnotes; i++) {
+		progress += f->notes[i].kind == RUN_NOTE_PROGRESS;
+		checkpoints += f->notes[i].kind == RUN_NOTE_CHECKPOINT;
+	}
+	assert_true(progress >= 3 && progress < 20);
+	assert_int_equal(checkpoints, 1);
+	assert_int_equal(f->notes[0].kind, RUN_NOTE_PROGRESS);
+	assert_true(f->notes[0].progress == 0);
+	/* What was pending goes out before the checkpoint line, the last progress before "finished". */
+	for (size_t i = 1; i < f->nnotes; i++)
+		if (f->notes[i].kind == RUN_NOTE_CHECKPOINT) {
+			assert_int_equal(f->notes[i - 1].kind, RUN_NOTE_PROGRESS);
+			assert_true(f->notes[i - 1].progress == 0.99);
+		}
+	assert_int_equal(f->notes[f->nnotes - 1].kind, RUN_NOTE_FINISHED);
+	assert_true(f->notes[f->nnotes - 2].progress == 1);
 	run_free(r);
 }
 
@@ -247,7 +282,7 @@ static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 	read_until(f, r, RUN_NOTE_PROGRESS);
 	assert_int_equal(run_pack_state(r, bundle), ERR_CONFLICT);
 	assert_non_null(strstr(err_msg(), "writing its next checkpoint"));
-	assert_int_equal(run_signal(r, SIGUSR1), 0);
+	assert_int_equal(run_stop(r, PROTO_STOP_CHECKPOINT), 0);
 	read_until(f, r, RUN_NOTE_PROGRESS);
 	assert_int_equal(f->nnotes, 2);
 	assert_int_equal(run_pack_state(r, bundle), 0);
@@ -441,11 +476,8 @@ static void test_run__wall_clock_limit(void **state)
 	assert_int_equal(run_new(&r, &f->cfg, &m), 0);
 	assert_int_equal(run_unpack(r, f->artifact, NULL), 0);
 	assert_int_equal(run_start(r), 0);
-	while (run_reap(r, &x) == 0) {
-		double next = run_check_time(r, run_now());
-		assert_true(next == 0 || next <= run_now() + 1.5);
-		usleep(50000);
-	}
+	/* The supervisor enforces it: the agent only waits. */
+	assert_int_equal(run_wait(r, &x, 5000), 0);
 	assert_int_equal(x.signo, SIGKILL);
 	assert_non_null(strstr(x.error, "wall-clock limit of 1 s"));
 	run_free(r);
@@ -489,6 +521,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_run__progress_lines_are_parsed),
+		T(test_run__progress_is_thinned),
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
 		T(test_run__checkpoint_waits_for_a_complete_state),
