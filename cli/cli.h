@@ -25,6 +25,10 @@ int cmd_nodes(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_result(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_continue(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 
@@ -61,6 +65,9 @@ int cli_remote_option(struct cli_remote *r, int c, const char *usage, int json_o
 /* Whether s is an ID of the kind prefix: "j-12" for 'j', "i-3" for 'i'. */
 int cli_is_id(const char *s, char prefix);
 
+/* Whether s can name an ISA (as the dispatcher accepts them): 1 to 16 of [A-Za-z0-9_.+-]. */
+int cli_is_isa(const char *s);
+
 /* Prints doc (borrowed) as indented JSON on stdout. */
 void cli_print_json(const json_t *doc);
 
@@ -94,6 +101,12 @@ int cli_usage(const char *text);
 
 /* Parses a positive integer option; returns -1 when it is not one. */
 long cli_parse_count(const char *s, long max);
+
+/*
+ * Parses the seconds of --timeout S (1 to 30 days) into *out. Prints why
+ * and returns -1 when s is not one.
+ */
+int cli_parse_timeout(long *out, const char *s);
 
 /* Formats a byte count: "812 KiB". */
 const char *cli_bytes(char *buf, size_t len, unsigned long long n);

@@ -1,4 +1,4 @@
-/* cmd_nodes.c - `dispatch nodes`: the machines that run instances. */
+/* cmd_nodes.c - `dispatch nodes`: the machines that run instances; draining one. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,10 +10,16 @@
 
 static const char usage[] =
 	"usage: dispatch nodes [--json] [--url URL] [--token TOKEN]\n"
+	"       dispatch nodes drain NODE [--json] [--url URL] [--token TOKEN]\n"
+	"       dispatch nodes undrain NODE [--json] [--url URL] [--token TOKEN]\n"
 	"\n"
 	"Lists the nodes that joined the dispatcher: their ISA and the best level\n"
 	"of it they run, cores, load, how many instances run there, their state\n"
 	"(up; lost: no heartbeat lately; drained) and when they were last heard from.\n"
+	"\n"
+	"'drain' takes a node (n-N) out of service, e.g. for maintenance: nothing\n"
+	"new is placed there, and what runs there checkpoints and continues on\n"
+	"other nodes. 'undrain' puts it back in service.\n"
 	"\n"
 	"  --json         print the dispatcher's answer as JSON\n" CLI_REMOTE_HELP;
 
@@ -48,6 +54,25 @@ static void print_nodes(const json_t *doc)
 	}
 }
 
+/* POSTs drain or undrain for node and prints the answer. */
+static int set_drained(client *c, const char *verb, const char *node, int json)
+{
+	json_t *answer = NULL;
+	int r;
+
+	if ((r = client_post_json(&answer, c, NULL, "/v1/nodes/%s/%s", node, verb)) < 0)
+		return r;
+	if (json)
+		cli_print_json(answer);
+	else if (!strcmp(verb, "drain"))
+		printf("%s: %s; what runs there moves to other nodes\n", node,
+		       cli_jstr(answer, "state", "?"));
+	else
+		printf("%s: %s\n", node, cli_jstr(answer, "state", "?"));
+	json_decref(answer);
+	return 0;
+}
+
 int cmd_nodes(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -56,6 +81,7 @@ int cmd_nodes(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_remote opt = { 0 };
+	const char *verb = NULL, *node = NULL;
 	client *c = NULL;
 	json_t *doc = NULL;
 	int ch, r;
@@ -67,18 +93,31 @@ int cmd_nodes(int argc, char **argv)
 		if (r == 0)
 			return cli_usage(usage);
 	}
-	if (optind != argc)
-		return cli_usage(usage);
-	if (client_connect(&c, opt.url, opt.token) < 0 || client_get_json(&doc, c, "/v1/nodes") < 0) {
-		cli_error("%s", err_msg());
-		client_free(c);
-		return EXIT_FAIL;
+	if (optind < argc) {
+		verb = argv[optind];
+		if (strcmp(verb, "drain") && strcmp(verb, "undrain")) {
+			cli_error("unknown subcommand '%s' of 'dispatch nodes' (drain or undrain)", verb);
+			return EXIT_USAGE;
+		}
+		if (argc - optind != 2)
+			return cli_usage(usage);
+		node = argv[optind + 1];
+		if (!cli_is_id(node, 'n')) {
+			cli_error("'%s' is not a node ID (n-N)", node);
+			return EXIT_USAGE;
+		}
 	}
-	if (opt.json)
+	if (client_connect(&c, opt.url, opt.token) < 0)
+		r = -1;
+	else if (verb)
+		r = set_drained(c, verb, node, opt.json);
+	else if ((r = client_get_json(&doc, c, "/v1/nodes")) == 0 && opt.json)
 		cli_print_json(doc);
-	else
+	else if (r == 0)
 		print_nodes(doc);
+	if (r < 0)
+		cli_error("%s", err_msg());
 	json_decref(doc);
 	client_free(c);
-	return EXIT_OK;
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

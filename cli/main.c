@@ -20,10 +20,14 @@ static const struct cli_command commands[] = {
 	{ "toolchains", cmd_toolchains, "list the targets and whether their compilers are installed" },
 	{ "submit", cmd_submit, "send a manifest and its sources to the dispatcher as a job" },
 	{ "status", cmd_status, "show jobs, one job's builds and instances, or one instance" },
-	{ "nodes", cmd_nodes, "list the nodes of the cluster" },
+	{ "nodes", cmd_nodes, "list the nodes of the cluster; drain one or put it back" },
 	{ "logs", cmd_logs, "print the output of an instance" },
 	{ "result", cmd_result, "print or download the final state of an instance" },
 	{ "cancel", cmd_cancel, "stop every unfinished instance of a job" },
+	{ "stop", cmd_stop, "checkpoint an instance and hold it" },
+	{ "continue", cmd_continue, "run a stopped instance again, anywhere or on a given node or ISA" },
+	{ "migrate", cmd_migrate, "move an instance to another node or ISA through a checkpoint" },
+	{ "fork", cmd_fork, "start copies of an instance from its latest checkpoint" },
 	{ "up", cmd_up, "start a local cluster: dispatchd, a native agent and emulated ones" },
 	{ "down", cmd_down, "stop the local cluster" },
 };
@@ -66,6 +70,18 @@ long cli_parse_count(const char *s, long max)
 	return v;
 }
 
+int cli_parse_timeout(long *out, const char *s)
+{
+	long v = cli_parse_count(s, 30L * 86400);
+
+	if (v < 0) {
+		cli_error("--timeout: '%s' is not a number of seconds from 1 to %ld", s, 30L * 86400);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 const char *cli_bytes(char *buf, size_t len, unsigned long long n)
 {
 	if (n >= 10ULL << 20)
@@ -100,6 +116,16 @@ int cli_is_id(const char *s, char prefix)
 		return 0;
 	n = strspn(s + 2, "0123456789");
 	return n > 0 && n <= 19 && s[2 + n] == '\0';
+}
+
+int cli_is_isa(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-");
+	return n > 0 && n <= 16 && s[n] == '\0';
 }
 
 void cli_print_json(const json_t *doc)
