@@ -53,7 +53,6 @@ static json_t *instance_json(struct core *c, json_t *row, int with_history)
 	json_object_del(row, "hold");
 	json_object_set_new(row, "index", json_incref(json_object_get(row, "idx")));
 	json_object_del(row, "idx");
-	json_object_del(row, "want_isa");
 	name_field(row, "want_node", 'n');
 	name_field(row, "id", 'i');
 	name_field(row, "job", 'j');
@@ -433,6 +432,14 @@ static int placement_wish(struct core *c, struct http_req *req, int64_t *node, c
 		return -1;
 	}
 	*isa = json_string_value(i);
+	if (*node && *isa) {
+		http_reply_error(req, 400, "body: give \"node\" or \"isa\", not both");
+		return -1;
+	}
+	if (*isa && !store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE isa = ? AND state = 'up'", "s", *isa)) {
+		http_reply_error(req, 409, "no node of ISA '%s' is up", *isa);
+		return -1;
+	}
 	return 0;
 }
 
@@ -494,8 +501,8 @@ static void continue_instance(struct core *c, struct http_req *req)
 			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', hold = 0, want_node = ?, "
 				  "want_isa = ? WHERE id = ?", "isi", node ? node : (int64_t)0, isa, id);
 			store_run(c->db, NULL, "UPDATE instances SET want_node = NULL WHERE id = ? AND want_node = 0", "i", id);
-			snprintf(detail, sizeof(detail), "%s%s%s", node ? "on " : isa ? "on " : "anywhere",
-				 node ? json_string_value(json_object_get(req->json, "node")) : "", isa ? isa : "");
+			snprintf(detail, sizeof(detail), "%s%s", node || isa ? "on " : "anywhere",
+				 node ? json_string_value(json_object_get(req->json, "node")) : isa ? isa : "");
 			core_history(c, id, "continue requested", 0, NULL, detail);
 			sched_pass(c);
 			http_reply_json(req, 202, json_pack("{ssss}", "instance", req->args[0], "state", "pending"));
@@ -598,7 +605,7 @@ static void fork_instance(struct core *c, struct http_req *req)
 		free(list);
 	}
 	sched_pass(c);
-	http_reply_json(req, 201, json_pack("{ssO}", "instance", req->args[0], "forks", ids));
+	http_reply_json(req, 201, json_pack("{sssO}", "instance", req->args[0], "forks", ids));
 out:
 	json_decref(ids);
 	json_decref(inst);
@@ -613,6 +620,10 @@ static void drain_node(struct core *c, struct http_req *req, int drain)
 	if (parse_id(req->args[0], 'n', &id) < 0 ||
 	    !store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE id = ?", "i", id)) {
 		http_reply_error(req, 404, "node '%.40s' not found", req->args[0]);
+		return;
+	}
+	if (store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE id = ? AND state = 'lost'", "i", id)) {
+		http_reply_error(req, 409, "node '%s' is lost: it can be drained when it is back", req->args[0]);
 		return;
 	}
 	store_run(c->db, NULL, "UPDATE nodes SET state = ? WHERE id = ? AND state != 'lost'", "si",
@@ -633,6 +644,8 @@ static void drain_node(struct core *c, struct http_req *req, int drain)
 		}
 		log_info("node %s drained: %zu instances move", req->args[0], json_array_size(insts));
 	} else {
+		c->build_wanted = 1; /* in case nothing was built for it while it was drained */
+		pthread_cond_signal(&c->build_cond);
 		sched_pass(c);
 	}
 	http_reply_json(req, 200, json_pack("{ssss}", "node", req->args[0], "state", drain ? "drained" : "up"));

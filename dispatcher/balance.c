@@ -98,18 +98,24 @@ void balance_pass(struct core *c)
 			const char *object = json_string_value(json_object_get(inst, "object"));
 			double p = json_number_value(json_object_get(inst, "progress"));
 			double r = json_number_value(json_object_get(inst, "rate"));
-			double started = json_number_value(json_object_get(inst, "last_progress_time"));
-			int forced = !strcmp(json_string_value(json_object_get(inst, "node_state")), "drained") ||
-				     json_number_value(json_object_get(inst, "node_load")) >
-					     1.5 * (double)json_integer_value(json_object_get(inst, "node_cores"));
+			double seen = json_number_value(json_object_get(inst, "last_progress_time"));
+			double placed = json_number_value(json_object_get(inst, "placed_at"));
+			/*
+			 * A drained node's work must go. Load averages are not used: agents
+			 * sharing a host all report the host's load, which says nothing
+			 * about any one of them.
+			 */
+			int forced = !strcmp(json_string_value(json_object_get(inst, "node_state")), "drained");
 			double ra, rb, stay, go, gain;
 
 			if (from == to || json_is_true(json_object_get(inst, "moving")) ||
 			    !store_int(c->db, 0, "SELECT COUNT(*) FROM builds WHERE job = ? AND object = ? AND isa = ? "
 				       "AND status = 'ok'", "iss", job, object, to_isa))
 				continue;
-			if (r <= 0 || now - started > 30 || p >= 1)
-				continue; /* no fresh rate yet */
+			if (!forced && (r <= 0 || now - seen > 30 || p >= 1 || now - placed < MIN_RUN_S))
+				continue; /* no fresh rate yet, or just arrived: observe it first */
+			if (r <= 0)
+				r = 1e-3;
 			ra = node_rate(c, from, job, object);
 			rb = node_rate(c, to, job, object);
 			if (rb <= 0 || ra <= 0) {
@@ -128,7 +134,7 @@ void balance_pass(struct core *c)
 				best_gain = gain;
 				best = inst;
 				snprintf(why, sizeof(why), "%spredicted %.1f s more on n-%lld, %.1f s on n-%lld "
-					 "(speed x%.2f, move %.2f s)", forced ? "node drained or overloaded; " : "",
+					 "(speed x%.2f, move %.2f s)", forced ? "node drained; " : "",
 					 stay, (long long)from, go, (long long)to, rb / ra, cost);
 			}
 		}

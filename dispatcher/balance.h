@@ -12,8 +12,7 @@
  * object, how long each would take where it is and how long on the idle
  * node including the measured cost of a move. The instance with the largest
  * predicted gain moves when the gain beats both 2 s and 15% of its time
- * where it is. Instances on drained nodes, or on nodes loaded beyond their
- * cores, move to any idle node. Every decision is logged and written to
+ * where it is. Instances on drained nodes move to any idle node. Every decision is logged and written to
  * the instance's history with its reason. docs/scheduling.md has the policy.
  */
 void balance_pass(struct core *c);

@@ -134,8 +134,11 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 	struct MHD_Response *resp;
 
 	json_decref(body);
-	if (!text)
-		text = strdup("{\"error\": \"out of memory\"}");
+	if (!text) {
+		/* A reply that could not be built is the server's fault, whatever was meant. */
+		text = strdup("{\"error\": \"internal error: cannot build the reply\"}");
+		status = 500;
+	}
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	queue(req, status, resp, "application/json");
 }

@@ -192,7 +192,7 @@ static size_t needed_targets(struct core *c, struct toolchain_set *set, char tar
 	json_t *nodes = NULL, *n;
 	size_t count = 0, i;
 
-	if (store_rows(c->db, &nodes, "SELECT DISTINCT isa, levels FROM nodes WHERE state = 'up'", NULL) < 0)
+	if (store_rows(c->db, &nodes, "SELECT DISTINCT isa, levels FROM nodes WHERE state IN ('up', 'drained')", NULL) < 0)
 		return 0;
 	json_array_foreach(nodes, i, n) {
 		struct toolchain *tc = toolchain_set_find(set, json_string_value(json_object_get(n, "isa")));

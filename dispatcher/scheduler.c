@@ -73,8 +73,8 @@ static int start_instance(struct core *c, json_t *inst, json_t *node, const char
 	if ((r = store_run(c->db, NULL,
 			   "UPDATE instances SET state = 'starting', node = ?, isa = ?, level = ?, generation = ?, "
 			   "hold = 0, want_node = NULL, want_isa = NULL, rate = NULL, last_progress = NULL, "
-			   "last_progress_time = NULL WHERE id = ?",
-			   "issii", nid, isa, level, gen, id)) < 0 ||
+			   "last_progress_time = NULL, placed_at = ? WHERE id = ?",
+			   "issidi", nid, isa, level, gen, core_now(), id)) < 0 ||
 	    (r = sched_send(c, nid, msg)) < 0)
 		goto out;
 	snprintf(detail, sizeof(detail), "generation %lld, %s:%s", (long long)gen, isa, level);
@@ -319,6 +319,10 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 			return 0;
 		}
 		json_t *codev = json_object_get(ev, "code");
+		if (!strcmp(state, "done") || !strcmp(state, "failed") ||
+		    (!strcmp(state, "pending") && !json_is_integer(json_object_get(inst, "node"))) ||
+		    !strcmp(state, "checkpointed"))
+			return 0; /* already recorded: an agent repeating its last report after a restart */
 		int64_t code = json_integer_value(codev);
 		int64_t sig = json_integer_value(json_object_get(ev, "signal"));
 		const char *why = json_string_value(json_object_get(ev, "error"));

@@ -52,6 +52,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE instances ADD COLUMN moves INTEGER NOT NULL DEFAULT 0",
 	"ALTER TABLE instances ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
 	"ALTER TABLE objects ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE instances ADD COLUMN placed_at REAL",
 };
 
 static int db_fail(store *s, const char *what)
