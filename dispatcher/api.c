@@ -335,8 +335,10 @@ static void agent_join(struct core *c, struct http_req *req)
 
 static void node_seen(struct core *c, int64_t node)
 {
-	store_run(c->db, NULL, "UPDATE nodes SET last_seen = ?, state = CASE state WHEN 'lost' THEN 'up' ELSE state "
-		  "END WHERE id = ?", "di", core_now(), node);
+	core_seen(c, node, core_now());
+	/* A lost node that speaks again is up again: rare, so the write is no burden. */
+	if (store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE id = ? AND state = 'lost'", "i", node))
+		store_run(c->db, NULL, "UPDATE nodes SET last_seen = ?, state = 'up' WHERE id = ?", "di", core_now(), node);
 }
 
 static void agent_messages(struct core *c, struct http_req *req)
@@ -355,7 +357,10 @@ static void agent_messages(struct core *c, struct http_req *req)
 	if (wait > LONG_POLL_MAX_S)
 		wait = LONG_POLL_MAX_S;
 	node_seen(c, req->node);
-	store_run(c->db, NULL, "DELETE FROM messages WHERE node = ? AND seq <= ?", "ii", req->node, (int64_t)after);
+	if (store_int(c->db, 0, "SELECT COUNT(*) FROM messages WHERE node = ? AND seq <= ?", "ii", req->node,
+		      (int64_t)after))
+		store_run(c->db, NULL, "DELETE FROM messages WHERE node = ? AND seq <= ?", "ii", req->node,
+			  (int64_t)after);
 	store_rows(c->db, &rows, "SELECT seq, body FROM messages WHERE node = ? AND seq > ? ORDER BY seq LIMIT 100",
 		   "ii", req->node, (int64_t)after);
 	if (json_array_size(rows) == 0 && wait > 0 && !req->resumed) {

@@ -3,6 +3,8 @@
 
 #include <sys/random.h>
 #include <sys/types.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void core_lock(struct core *c)
@@ -48,4 +50,38 @@ int core_token(char out[65])
 	}
 	out[64] = '\0';
 	return 0;
+}
+
+void core_seen(struct core *c, int64_t node, double when)
+{
+	if (node <= 0)
+		return;
+	if ((size_t)node >= c->nseen) {
+		size_t n = (size_t)node * 2 + 16;
+		double *ns = realloc(c->seen, n * sizeof(*ns));
+		if (!ns)
+			return; /* the store keeps the older time: at worst a node looks quiet */
+		memset(ns + c->nseen, 0, (n - c->nseen) * sizeof(*ns));
+		c->seen = ns;
+		c->nseen = n;
+	}
+	c->seen[node] = when;
+}
+
+void core_seen_flush(struct core *c)
+{
+	int any = 0;
+
+	for (size_t i = 1; i < c->nseen; i++)
+		any |= c->seen[i] > 0;
+	if (!any || store_begin(c->db) < 0)
+		return;
+	for (size_t i = 1; i < c->nseen; i++)
+		if (c->seen[i] > 0) {
+			store_run(c->db, NULL, "UPDATE nodes SET last_seen = MAX(last_seen, ?) WHERE id = ?", "di",
+				  c->seen[i], (int64_t)i);
+			c->seen[i] = 0;
+		}
+	if (store_commit(c->db) < 0)
+		store_rollback(c->db);
 }

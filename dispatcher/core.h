@@ -33,6 +33,8 @@ struct core {
 	cas *blobs;
 	struct waiter *waiters; /* suspended long polls, by node */
 	int build_wanted;       /* a job needs (more) builds */
+	double *seen;           /* last time each node id was heard from, not yet in the store */
+	size_t nseen;
 	int stopping;
 };
 
@@ -45,6 +47,13 @@ double core_now(void);
 /* Appends to an instance's history (inside the caller's transaction). */
 void core_history(struct core *c, int64_t instance, const char *event, int64_t node, const char *isa,
 		  const char *detail);
+
+/*
+ * Nodes are heard from on every poll and event: remembering that in memory
+ * and writing it to the store once a second keeps an fsync off every poll.
+ */
+void core_seen(struct core *c, int64_t node, double when);
+void core_seen_flush(struct core *c);
 
 /* Writes 64 hex characters of fresh randomness (a token) into out[65]. */
 int core_token(char out[65]);

@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	store_free(c.db);
+	free(c.seen);
 	cas_free(c.blobs);
 	free(c.cache_dir);
 	free(c.jobs_dir);

@@ -471,6 +471,7 @@ void sched_check_nodes(struct core *c, double now)
 	json_t *lost = NULL, *n, *insts = NULL, *in;
 	size_t i, j;
 
+	core_seen_flush(c);
 	if (store_rows(c->db, &lost, "SELECT id, name FROM nodes WHERE state = 'up' AND last_seen < ?", "d",
 		       now - c->ttl_s) < 0 || json_array_size(lost) == 0)
 		goto out;
