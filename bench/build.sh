@@ -3,9 +3,14 @@
 # against the same compiler commands run one by one (and with xargs -P).
 #
 # Run from the repository root after building the project:
-#   bench/build.sh [--dispatch PATH] [--runs N] [--manifest FILE]
+#   bench/build.sh [--dispatch PATH] [--runs N] [--manifest FILE] [--json FILE]
+#                  [--wait-idle S]
+# --json FILE also writes the figures as JSON. --wait-idle S waits up to S
+# seconds for the CPUs to be >= 90% idle over 5 s before measuring (for
+# shared machines; other programs' CPU use is reported either way).
 #
-# What is measured (hyperfine, mean +- sigma over N runs after 1 warm-up run):
+# What is measured (hyperfine; the cold commands in N interleaved rounds after
+# a warm-up round, mean +- sigma and min over the rounds):
 #   cold (new cache)   dispatch build into an empty cache dir: includes the
 #                      one-time toolchain identities (hashing each cc and cc1)
 #   cold (ids known)   empty cache except CACHE/toolchains.json: the CI case of
@@ -15,8 +20,8 @@
 #   sequential         the exact compiler commands dispatch runs, one by one
 #   xargs -P NPROC     the same commands, NPROC at a time
 #   warm               dispatch build with a populated cache (nothing compiled)
-# plus peak RSS (/usr/bin/time -v, and dispatch's own VmHWM) and the cost of
-# one sandbox (unshare -n) against a plain fork+exec.
+# plus peak RSS (/usr/bin/time -v, and dispatch's own VmHWM), dispatch's own
+# CPU, its start-up time and the cost of one network namespace (unshare -n).
 #
 # Everything happens in a mktemp -d directory that is removed on exit; no
 # network is used. Each hyperfine invocation is bounded by `timeout`.
@@ -25,6 +30,8 @@ set -euo pipefail
 DISPATCH=build/cli/dispatch
 RUNS=5
 MANIFEST=manifests/examples/examples.json
+JSON_OUT=
+WAIT_IDLE=0
 
 die() { echo "bench/build.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -34,6 +41,8 @@ while [[ $# -gt 0 ]]; do
 	--dispatch) [[ $# -ge 2 ]] || die "--dispatch needs a path"; DISPATCH=$2; shift 2 ;;
 	--runs) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number"; RUNS=$2; shift 2 ;;
 	--manifest) [[ $# -ge 2 ]] || die "--manifest needs a file"; MANIFEST=$2; shift 2 ;;
+	--json) [[ $# -ge 2 ]] || die "--json needs a file"; JSON_OUT=$(realpath -m "$2"); shift 2 ;;
+	--wait-idle) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "--wait-idle needs seconds"; WAIT_IDLE=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -76,6 +85,7 @@ for ((i = 0; i < nobj; i++)); do
 	obj=$(jq -c ".objects[$i]" "$M")
 	name=$(jq -r '.name' <<<"$obj")
 	[[ $(jq -r '.build.recipe' <<<"$obj") == c ]] || die "object '$name': only the c recipe is supported"
+	[[ $(jq -r '.sdk // false' <<<"$obj") == false ]] || die "object '$name': objects with \"sdk\" are not supported"
 	spath=$(jq -r '.source.path // empty' <<<"$obj")
 	[[ -n $spath ]] || die "object '$name': only path sources are supported"
 	src=$WORK/src/$name
@@ -144,10 +154,10 @@ prep_out() { echo "rm -rf '$WORK/out-$1' && xargs mkdir -p <'$WORK/$1.dirs'"; }
 # the warm cache, and its toolchains.json seeds "cold (ids known)".
 echo "== checking that the ${npairs} commands reproduce dispatch's artifacts"
 eval "$(prep_out seq)"
-bash -e "$WORK/sequential.sh" >"$WORK/seq.log" 2>&1 || { cat "$WORK/seq.log"; die "the sequential commands failed"; }
+timeout "$LIMIT" bash -e "$WORK/sequential.sh" >"$WORK/seq.log" 2>&1 || { cat "$WORK/seq.log"; die "the sequential commands failed"; }
 WARM=$WORK/cache-warm
-"$D" build "$M" --cache "$WARM" -q >/dev/null || die "dispatch build failed"
-"$D" artifacts export "$M" --out "$WORK/art" --cache "$WARM" -q >/dev/null || die "dispatch artifacts export failed"
+timeout "$LIMIT" "$D" build "$M" --cache "$WARM" -q >/dev/null || die "dispatch build failed"
+timeout "$LIMIT" "$D" artifacts export "$M" --out "$WORK/art" --cache "$WARM" -q >/dev/null || die "dispatch artifacts export failed"
 same=0
 while read -r mine theirs; do
 	if cmp -s "$WORK/out-seq/$mine" "$WORK/art/$theirs"; then
@@ -173,54 +183,112 @@ CMD_PAR="bash -e '$WORK/xargs.sh'"
 CMD_WARM="$DB --cache '$WARM'"
 seed() { echo "rm -rf '$1' && mkdir -p '$1' && cp '$WORK/ids.json' '$1/toolchains.json'"; }
 
+# Waits, at most WAIT_IDLE seconds, for 5 s in which the CPUs are >= 90% idle.
+idle_pct() { # over 5 s
+	local a b
+	a=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	sleep 5
+	b=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); print int(100 * (y[2] - x[2]) / (y[1] - x[1] + 1e-9)) }'
+}
+if [[ $WAIT_IDLE -gt 0 ]]; then
+	deadline=$((SECONDS + WAIT_IDLE))
+	while :; do
+		idle=$(idle_pct)
+		[[ $idle -ge 90 ]] && break
+		[[ $SECONDS -ge $deadline ]] && { echo "   the CPUs are still busy (${idle}% idle): measuring anyway"; break; }
+		echo "   waiting for an idle machine (${idle}% idle)"
+	done
+fi
+
+# CPU time used on the whole machine and by this script's descendants, in
+# clock ticks: their difference is what other programs took meanwhile.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+own_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$$/stat"; }
+HZ=$(getconf CLK_TCK)
+busy0=$(busy_ticks)
+own0=$(own_ticks)
+t0=$(date +%s.%N)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "== cold builds: ${npairs} pairs, ${RUNS} runs each (+1 warm-up); load average ${load_before}"
-timeout "$LIMIT" hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/cold.json" \
-	-n "dispatch cold (new cache)" --prepare "rm -rf '$C1'" "$CMD_COLD" \
-	-n "dispatch cold (ids known)" --prepare "$(seed "$C2")" "$CMD_IDS" \
-	-n "dispatch cold (ids known) -j1" --prepare "$(seed "$C3")" "$CMD_J1" \
-	-n "sequential gcc" --prepare "$(prep_out seq)" "$CMD_SEQ" \
-	-n "xargs -P $NPROC gcc" --prepare "$(prep_out par)" "$CMD_PAR"
+
+# The cold commands run interleaved, one round of each after the other, so
+# that load from other programs is spread over all of them rather than
+# falling on one. Round 0 is a warm-up and is not counted.
+NAMES=("dispatch cold (new cache)" "dispatch cold (ids known)" "dispatch cold (ids known) -j1"
+	"sequential gcc" "xargs -P $NPROC gcc")
+HF_ARGS=(
+	-n "${NAMES[0]}" --prepare "rm -rf '$C1'" "$CMD_COLD"
+	-n "${NAMES[1]}" --prepare "$(seed "$C2")" "$CMD_IDS"
+	-n "${NAMES[2]}" --prepare "$(seed "$C3")" "$CMD_J1"
+	-n "${NAMES[3]}" --prepare "$(prep_out seq)" "$CMD_SEQ"
+	-n "${NAMES[4]}" --prepare "$(prep_out par)" "$CMD_PAR"
+)
+echo "== cold builds: ${npairs} pairs, 1 warm-up round + ${RUNS} rounds of ${#NAMES[@]} commands; load average ${load_before}"
+for ((r = 0; r <= RUNS; r++)); do
+	timeout "$LIMIT" hyperfine --style none --runs 1 --export-json "$WORK/round$r.json" "${HF_ARGS[@]}"
+	jq -r --arg r "$r" '"   round \($r)" + ([.results[] | " \(.mean * 100 | round / 100)"] | join(""))' "$WORK/round$r.json"
+done
+# One hyperfine-like entry per command over the counted rounds.
+jq -s '[.[].results[]] | group_by(.command) | map({
+	command: .[0].command, times: map(.times[0]),
+	mean: (map(.mean) | add / length),
+	stddev: (if length > 1 then (map(.mean) | (add / length) as $m | map(pow(. - $m; 2)) | add / (length - 1) | sqrt) else 0 end),
+	min: (map(.mean) | min), user: (map(.user) | add / length), system: (map(.system) | add / length)})' \
+	"$WORK"/round[1-9]*.json >"$WORK/cold.json"
 
 WRUNS=$((RUNS * 6 > 30 ? RUNS * 6 : 30))
 echo "== warm rebuild: ${WRUNS} runs"
 timeout "$LIMIT" hyperfine --style basic --warmup 3 --runs "$WRUNS" --export-json "$WORK/warm.json" \
 	-n "dispatch warm (all cached)" "$CMD_WARM"
 
-echo "== sandbox cost: fork+exec of true, with and without a new network namespace"
-SRUNS=300
+echo "== start-up and sandbox cost: dispatch --version; a network namespace (unshare -n true - unshare true)"
+SRUNS=200
 timeout "$LIMIT" hyperfine --style basic -N --warmup 20 --runs "$SRUNS" --export-json "$WORK/sandbox.json" \
-	-n "true" "true" -n "unshare -n true" "unshare -n true"
+	-n "true" "true" -n "dispatch --version" "$D --version" \
+	-n "unshare true" "unshare true" -n "unshare -n true" "unshare -n true"
+t1=$(date +%s.%N)
+other_cpu=$(awk -v b="$(($(busy_ticks) - busy0))" -v o="$(($(own_ticks) - own0))" -v hz="$HZ" \
+	'BEGIN { x = (b - o) / hz; print x < 0 ? 0 : x }')
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Peak RSS. /usr/bin/time reports the largest of dispatch and its waited-for
-# children (cc1, ld); dispatch's own peak is its VmHWM, sampled while it runs.
-rss() { # cache-prepare-cmd, dispatch args... -> "time_kb hwm_kb"
-	local prep=$1 tpid cpid v hwm=0
+# Peak RSS and CPU. /usr/bin/time reports the largest RSS of dispatch and its
+# waited-for children (cc1, ld) and their total CPU; dispatch's own peak
+# (VmHWM) and CPU (utime+stime of its threads, without the compilers) are
+# sampled from /proc while it runs.
+rss() { # cache-prepare-cmd, dispatch args... -> "maxrss_kb hwm_kb total_cpu_s own_cpu_s"
+	local prep=$1 tpid cpid v hwm=0 own=0
 	shift
 	eval "$prep"
-	/usr/bin/time -v -o "$WORK/time.txt" "$D" "$@" >/dev/null 2>&1 &
+	timeout "$LIMIT" /usr/bin/time -v -o "$WORK/time.txt" "$D" "$@" >/dev/null 2>&1 &
 	tpid=$!
 	while kill -0 "$tpid" 2>/dev/null; do
-		cpid=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null | cut -d' ' -f1 || true)
+		# timeout -> /usr/bin/time -> dispatch
+		cpid=$(cut -d' ' -f1 "/proc/$tpid/task/$tpid/children" 2>/dev/null || true)
+		[[ -n $cpid ]] && cpid=$(cut -d' ' -f1 "/proc/$cpid/task/$cpid/children" 2>/dev/null || true)
 		if [[ -n $cpid ]]; then
 			v=$(awk '/^VmHWM:/ {print $2}' "/proc/$cpid/status" 2>/dev/null || true)
 			[[ -n $v && $v -gt $hwm ]] && hwm=$v
+			v=$(awk '{print $14 + $15}' "/proc/$cpid/stat" 2>/dev/null || true)
+			[[ -n $v && $v -gt $own ]] && own=$v
 		fi
 		sleep 0.02
 	done
 	wait "$tpid" || die "dispatch $* failed under /usr/bin/time"
-	echo "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt") $hwm"
+	awk -F': ' -v hwm="$hwm" -v own="$own" -v hz="$HZ" '
+		/Maximum resident set size/ { rss = $2 } /User time/ { cpu += $2 } /System time/ { cpu += $2 }
+		END { print rss, hwm, cpu, own / hz }' "$WORK/time.txt"
 }
 rss "rm -rf '$C1'" build "$M" -q --cache "$C1" >"$WORK/rss.cold"
 rss "$(seed "$C2")" build "$M" -q --cache "$C2" >"$WORK/rss.ids"
+rss "$(seed "$C3")" build "$M" -q --cache "$C3" --jobs 1 >"$WORK/rss.j1"
 rss true build "$M" -q --cache "$WARM" >"$WORK/rss.warm"
-read -r rss_cold hwm_cold <"$WORK/rss.cold"
-read -r rss_ids hwm_ids <"$WORK/rss.ids"
-read -r rss_warm hwm_warm <"$WORK/rss.warm"
+read -r rss_cold hwm_cold cpu_cold own_cold <"$WORK/rss.cold"
+read -r rss_ids hwm_ids cpu_ids own_ids <"$WORK/rss.ids"
+read -r _ _ cpu_j1 own_j1 <"$WORK/rss.j1"
+read -r rss_warm hwm_warm cpu_warm own_warm <"$WORK/rss.warm"
 
 # ---------------------------------------------------------------------------
-jq -s '[.[].results[]]' "$WORK/cold.json" "$WORK/warm.json" "$WORK/sandbox.json" >"$WORK/all.json"
+jq -s '.[0] + [.[1:][].results[] | .min = (.times | min)]' "$WORK/cold.json" "$WORK/warm.json" "$WORK/sandbox.json" >"$WORK/all.json"
 get() { jq -r --arg n "$1" --arg f "$2" '.[] | select(.command == $n) | .[$f]' "$WORK/all.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
@@ -233,40 +301,65 @@ seq=$(get "sequential gcc" mean)
 par=$(get "xargs -P $NPROC gcc" mean)
 warm=$(get "dispatch warm (all cached)" mean)
 t_true=$(get "true" mean)
+t_version=$(get "dispatch --version" mean)
+t_unshare0=$(get "unshare true" mean)
 t_unshare=$(get "unshare -n true" mean)
+
+c_mean() { get "$1" mean; }
+c_min() { get "$1" min; }
+cold_min=$(c_min "${NAMES[0]}")
+ids_min=$(c_min "${NAMES[1]}")
+seq_min=$(c_min "${NAMES[3]}")
+elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 
 echo
 echo "machine: $NPROC CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(gcc --version | head -1)"
-echo "load average before/after: $load_before / $load_after"
-echo "${npairs} (object, target) pairs of $MANIFEST; ${RUNS} runs (warm: ${WRUNS})"
+printf 'other programs used %.1f CPU-s of the %.1f available during the %.0f s of measurements (load average before %s, after %s)\n' \
+	"$other_cpu" "$(awk -v e="$elapsed" -v n="$NPROC" 'BEGIN { print e * n }')" "$elapsed" "$load_before" "$load_after"
+echo "${npairs} (object, target) pairs of $MANIFEST; ${RUNS} interleaved rounds (warm: ${WRUNS} runs)"
 echo
-printf '%-32s %16s %9s %9s\n' "what" "wall mean ± σ" "user" "sys"
-for n in "dispatch cold (new cache)" "dispatch cold (ids known)" "dispatch cold (ids known) -j1" \
-	"sequential gcc" "xargs -P $NPROC gcc" "dispatch warm (all cached)"; do
+printf '%-32s %17s %8s %8s %8s\n' "what" "wall mean ± σ, s" "min, s" "user, s" "sys, s"
+for n in "${NAMES[@]}" "dispatch warm (all cached)"; do
 	jq -r --arg n "$n" '.[] | select(.command == $n) |
-		"\(.command)\t\(.mean)\t\(.stddev // 0)\t\(.user)\t\(.system)"' "$WORK/all.json" |
-		awk -F'\t' '{ printf "%-32s %8.3f ± %5.3f %8.2fs %8.2fs\n", $1, $2, $3, $4, $5 }'
+		"\(.command)\t\(.mean)\t\(.stddev // 0)\t\(.min)\t\(.user)\t\(.system)"' "$WORK/all.json" |
+		awk -F'\t' '{ printf "%-32s %9.3f ± %5.3f %8.3f %8.2f %8.2f\n", $1, $2, $3, $4, $5, $6 }'
 done
 echo
-printf '%-44s %8s  %s\n' "ratio" "value" "goal"
-printf '%-44s %8s  %s\n' "sequential / dispatch cold (new cache)" "$(ratio "$seq" "$cold")x" \
-	">= 1.8x: $(verdict "$(ratio "$seq" "$cold")" ">=" 1.8)"
-printf '%-44s %8s  %s\n' "sequential / dispatch cold (ids known)" "$(ratio "$seq" "$ids")x" \
-	">= 1.8x: $(verdict "$(ratio "$seq" "$ids")" ">=" 1.8)"
-printf '%-44s %8s  %s\n' "xargs -P $NPROC / dispatch cold (ids known)" "$(ratio "$par" "$ids")x" "(context)"
-printf '%-44s %8s  %s\n' "dispatch -j1 / sequential (overhead)" "$(ratio "$j1" "$seq")x" "(context)"
-printf '%-44s %8s  %s\n' "warm / cold (new cache)" "$(pct "$warm" "$cold")" \
+printf '%-44s %8s %8s  %s\n' "ratio" "of means" "of mins" "goal"
+printf '%-44s %7sx %7sx  %s\n' "sequential / dispatch cold (new cache)" "$(ratio "$seq" "$cold")" \
+	"$(ratio "$seq_min" "$cold_min")" ">= 1.8x: $(verdict "$(ratio "$seq" "$cold")" ">=" 1.8)"
+printf '%-44s %7sx %7sx  %s\n' "sequential / dispatch cold (ids known)" "$(ratio "$seq" "$ids")" \
+	"$(ratio "$seq_min" "$ids_min")" ">= 1.8x: $(verdict "$(ratio "$seq" "$ids")" ">=" 1.8)"
+printf '%-44s %7sx %7sx  %s\n' "sequential / xargs -P $NPROC" "$(ratio "$seq" "$par")" \
+	"$(ratio "$seq_min" "$(c_min "${NAMES[4]}")")" "(context: the same commands, $NPROC at a time)"
+printf '%-44s %7sx %7sx  %s\n' "dispatch -j1 / sequential" "$(ratio "$j1" "$seq")" \
+	"$(ratio "$(c_min "${NAMES[2]}")" "$seq_min")" "(context: dispatch's own cost, one job)"
+printf '%-44s %8s %8s  %s\n' "warm / cold (new cache)" "$(pct "$warm" "$cold")" "" \
 	"<= 2%: $(verdict "$(ratio "$warm" "$cold")" "<=" 0.02)"
-printf '%-44s %8s  %s\n' "warm / cold (ids known)" "$(pct "$warm" "$ids")" \
+printf '%-44s %8s %8s  %s\n' "warm / cold (ids known)" "$(pct "$warm" "$ids")" "" \
 	"<= 2%: $(verdict "$(ratio "$warm" "$ids")" "<=" 0.02)"
 echo
 printf 'toolchain identities (cold new cache - ids known): %.2f s\n' "$(awk -v a="$cold" -v b="$ids" 'BEGIN { print a - b }')"
-printf 'sandbox: true %.2f ms, unshare -n true %.2f ms: +%.2f ms per build step (%d runs)\n' \
-	"$(awk -v x="$t_true" 'BEGIN { print x * 1000 }')" "$(awk -v x="$t_unshare" 'BEGIN { print x * 1000 }')" \
-	"$(awk -v a="$t_unshare" -v b="$t_true" 'BEGIN { print (a - b) * 1000 }')" "$SRUNS"
+ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x * 1000 }'; }
+printf 'start-up: dispatch --version %s ms (true: %s ms; %d shared libraries)\n' "$(ms "$t_version")" "$(ms "$t_true")" \
+	"$(ldd "$D" 2>/dev/null | grep -c '=>' || true)"
+printf 'sandbox: true %s ms, unshare true %s ms, unshare -n true %s ms: a network namespace costs %s ms per build step (%d runs each)\n' \
+	"$(ms "$t_true")" "$(ms "$t_unshare0")" "$(ms "$t_unshare")" \
+	"$(awk -v a="$t_unshare" -v b="$t_unshare0" 'BEGIN { printf "%.2f", (a - b) * 1000 }')" "$SRUNS"
 echo "peak RSS, /usr/bin/time -v (dispatch or its largest child) / dispatch alone (VmHWM):"
 printf '  cold (new cache) %6d / %6d KiB\n  cold (ids known) %6d / %6d KiB\n  warm             %6d / %6d KiB\n' \
 	"$rss_cold" "$hwm_cold" "$rss_ids" "$hwm_ids" "$rss_warm" "$hwm_warm"
+echo "CPU, one run each: all processes (/usr/bin/time) / dispatch's own threads, without compilers:"
+printf '  cold (new cache) %6.2f / %5.2f s\n  cold (ids known) %6.2f / %5.2f s\n  cold -j1         %6.2f / %5.2f s\n  warm             %6.2f / %5.2f s\n' \
+	"$cpu_cold" "$own_cold" "$cpu_ids" "$own_ids" "$cpu_j1" "$own_j1" "$cpu_warm" "$own_warm"
+if [[ -n $JSON_OUT ]]; then
+	jq --argjson rss "[$rss_cold, $hwm_cold, $rss_ids, $hwm_ids, $rss_warm, $hwm_warm]" \
+		--argjson cpu "[$cpu_cold, $own_cold, $cpu_ids, $own_ids, $cpu_j1, $own_j1, $cpu_warm, $own_warm]" \
+		--arg other "$other_cpu" --arg elapsed "$elapsed" \
+		'{results: ., rss_kib: {cold: $rss[0:2], ids_known: $rss[2:4], warm: $rss[4:6]},
+		  cpu_s_total_own: {cold: $cpu[0:2], ids_known: $cpu[2:4], j1: $cpu[4:6], warm: $cpu[6:8]},
+		  other_cpu_s: ($other | tonumber), elapsed_s: ($elapsed | tonumber)}' "$WORK/all.json" >"$JSON_OUT"
+fi
 echo
 echo "commands (W=$WORK, removed on exit; dispatch = a copy of $DISPATCH):"
 echo "  cold (new cache):  prepare: rm -rf CACHE;  run: dispatch build $MANIFEST -q --cache CACHE"
