@@ -34,17 +34,18 @@ JSON_OUT=
 WAIT_IDLE=0
 
 die() { echo "bench/build.sh: $*" >&2; exit 1; }
+bad_usage() { echo "bench/build.sh: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	--dispatch) [[ $# -ge 2 ]] || die "--dispatch needs a path"; DISPATCH=$2; shift 2 ;;
-	--runs) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number"; RUNS=$2; shift 2 ;;
-	--manifest) [[ $# -ge 2 ]] || die "--manifest needs a file"; MANIFEST=$2; shift 2 ;;
-	--json) [[ $# -ge 2 ]] || die "--json needs a file"; JSON_OUT=$(realpath -m "$2"); shift 2 ;;
-	--wait-idle) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "--wait-idle needs seconds"; WAIT_IDLE=$2; shift 2 ;;
+	--dispatch) [[ $# -ge 2 ]] || bad_usage "--dispatch needs a path"; DISPATCH=$2; shift 2 ;;
+	--runs) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || bad_usage "--runs needs a positive number"; RUNS=$2; shift 2 ;;
+	--manifest) [[ $# -ge 2 ]] || bad_usage "--manifest needs a file"; MANIFEST=$2; shift 2 ;;
+	--json) [[ $# -ge 2 ]] || bad_usage "--json needs a file"; JSON_OUT=$(realpath -m "$2"); shift 2 ;;
+	--wait-idle) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || bad_usage "--wait-idle needs seconds"; WAIT_IDLE=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
-	*) die "unknown argument '$1' (see --help)" ;;
+	*) bad_usage "unknown argument '$1' (see --help)" ;;
 	esac
 done
 
