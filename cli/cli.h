@@ -65,6 +65,9 @@ int cli_remote_option(struct cli_remote *r, int c, const char *usage, int json_o
 /* Whether s is an ID of the kind prefix: "j-12" for 'j', "i-3" for 'i'. */
 int cli_is_id(const char *s, char prefix);
 
+/* Takes the command's single INSTANCE argument: 0, or an exit code after saying what is wrong. */
+int cli_instance_arg(const char **id, int argc, char **argv, const char *usage);
+
 /* Whether s can name an ISA (as the dispatcher accepts them): 1 to 16 of [A-Za-z0-9_.+-]. */
 int cli_is_isa(const char *s);
 

@@ -80,13 +80,8 @@ int cmd_continue(int argc, char **argv)
 			return cli_usage(usage);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(usage);
-	id = argv[optind];
-	if (!cli_is_id(id, 'i')) {
-		cli_error("'%s' is not an instance ID (i-N)", id);
-		return EXIT_USAGE;
-	}
+	if ((r = cli_instance_arg(&id, argc, argv, usage)) != 0)
+		return r;
 	if (node && isa) {
 		cli_error("--node and --isa exclude each other: a node has one ISA");
 		return EXIT_USAGE;

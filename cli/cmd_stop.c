@@ -78,13 +78,8 @@ int cmd_stop(int argc, char **argv)
 			return cli_usage(usage);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(usage);
-	id = argv[optind];
-	if (!cli_is_id(id, 'i')) {
-		cli_error("'%s' is not an instance ID (i-N)", id);
-		return EXIT_USAGE;
-	}
+	if ((r = cli_instance_arg(&id, argc, argv, usage)) != 0)
+		return r;
 	if (timeout_s && !wait) {
 		cli_error("--timeout only applies with --wait");
 		return EXIT_USAGE;

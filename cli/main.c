@@ -1,4 +1,5 @@
 /* main.c - `dispatch`: global options and the command table. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,4 +244,16 @@ int main(int argc, char **argv)
 	}
 	cli_error("unknown command '%s' (see 'dispatch --help')", argv[1]);
 	return EXIT_USAGE;
+}
+
+int cli_instance_arg(const char **id, int argc, char **argv, const char *usage)
+{
+	if (argc - optind != 1)
+		return cli_usage(usage);
+	if (!cli_is_id(argv[optind], 'i')) {
+		cli_error("'%s' is not an instance ID (i-N)", argv[optind]);
+		return EXIT_USAGE;
+	}
+	*id = argv[optind];
+	return 0;
 }
