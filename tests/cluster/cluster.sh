@@ -41,7 +41,7 @@ cluster_start() {
 
 cluster_start_dispatchd() {
 	net_exec disp "$build/dispatcher/dispatchd" --state-dir "$CW/state" --listen "$(net_addr disp):7443" \
-		--tls-cert "$CW/cert.pem" --tls-key "$CW/key.pem" --ttl "${CLUSTER_TTL:-20}" \
+		--tls-cert "$CW/cert.pem" --tls-key "$CW/key.pem" --ttl "${CLUSTER_TTL:-20}" --heartbeat "${CLUSTER_HEARTBEAT:-5}" \
 		>>"$CW/dispatchd.log" 2>&1 &
 	echo $! >"$CW/dispatchd.pid"
 	local i
