@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,19 @@ int cpu_load(double *out)
 	return 0;
 }
 
+/* The CPUs this process may run on (taskset, a cgroup cpuset, systemd's CPUAffinity=), not all online ones. */
+static long cpu_usable(void)
+{
+	cpu_set_t set;
+	long n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n;
+}
+
 int cpu_detect(struct cpu_info *out, const char *isa)
 {
 	struct cpu_info ci = {0};
@@ -241,9 +255,7 @@ int cpu_detect(struct cpu_info *out, const char *isa)
 		memset(&f, 0, sizeof(f)); /* another ISA: claim its baseline only */
 	}
 	ci.nlevels = cpu_levels(ci.levels, CPU_LEVELS_MAX, ci.isa, &f);
-	ci.cores = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ci.cores < 1)
-		ci.cores = 1;
+	ci.cores = cpu_usable();
 	if (sysinfo(&si) == 0)
 		ci.memory = (uint64_t)si.totalram * si.mem_unit;
 	if (cpu_load(&ci.load) < 0)

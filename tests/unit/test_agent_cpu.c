@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sched.h>
 
 #include "cpu.h"
 #include "error.h"
@@ -184,6 +185,27 @@ static void test_cpu__resources(void **state)
 	assert_true(load >= 0);
 }
 
+/* Cores are the CPUs the agent may use: pinned to one, it offers one slot. */
+static void test_cpu__cores_follow_affinity(void **state)
+{
+	cpu_set_t all, one;
+	struct cpu_info ci;
+	int cpu;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	assert_int_equal(cpu_detect(&ci, NULL), 0);
+	assert_int_equal(ci.cores, CPU_COUNT(&all));
+	for (cpu = 0; !CPU_ISSET(cpu, &all); cpu++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	assert_int_equal(cpu_detect(&ci, NULL), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	assert_int_equal(ci.cores, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_cpu__hwcap_rules),
 		cmocka_unit_test(test_cpu__isa_override_claims_baseline_only),
 		cmocka_unit_test(test_cpu__resources),
+		cmocka_unit_test(test_cpu__cores_follow_affinity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
