@@ -77,7 +77,9 @@ static int start_instance(struct core *c, json_t *inst, json_t *node, const char
 			   "issidi", nid, isa, level, gen, core_now(), id)) < 0 ||
 	    (r = sched_send(c, nid, msg)) < 0)
 		goto out;
-	snprintf(detail, sizeof(detail), "generation %lld, %s:%s", (long long)gen, isa, level);
+	/* The state it starts from: the manifest's, or the checkpoint it continues. */
+	snprintf(detail, sizeof(detail), "generation %lld, %s:%s, state %.12s", (long long)gen, isa, level,
+		 json_string_value(json_object_get(inst, "state_digest")) ?: "none");
 	core_history(c, id, "placed", nid, isa, detail);
 out:
 	json_decref(msg);

@@ -5,15 +5,7 @@
 # Each instance runs on its node's own ISA, every agent executes only
 # binaries of its ISA, results agree across ISAs, and the manifest's state
 # arrives intact everywhere.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh"
-. "$here/cluster.sh"
-net_require_root
-trap cluster_stop EXIT
-
-pass=0 fail=0
-check() { if [ "$2" = "$3" ]; then echo "PASS: $1"; pass=$((pass + 1)); else echo "FAIL: $1: expected '$3', got '$2'"; fail=$((fail + 1)); fi; }
+. "$(dirname "$0")/testlib.sh"
 
 cluster_start x86_64 aarch64 s390x armhf
 
@@ -93,5 +85,4 @@ print(" ".join(sorted(isas)))')
 done
 check "the agents talked TLS: dispatchd serves https" "$(grep -c 'listening on https://' "$CW/dispatchd.log")" 1
 
-echo "hetero: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+checks_done hetero
