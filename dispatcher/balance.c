@@ -67,6 +67,19 @@ static json_t *idle_nodes(struct core *c)
 	return nodes;
 }
 
+/* How many more instances node runs than it has cores (from any of its rows in running). */
+static int64_t node_excess(json_t *running, int64_t node)
+{
+	json_t *inst;
+	size_t i;
+
+	json_array_foreach(running, i, inst)
+		if (json_integer_value(json_object_get(inst, "node")) == node)
+			return json_integer_value(json_object_get(inst, "node_running")) -
+			       json_integer_value(json_object_get(inst, "node_cores"));
+	return 0;
+}
+
 void balance_pass(struct core *c)
 {
 	json_t *idle = NULL, *running = NULL, *b, *inst;
@@ -80,7 +93,9 @@ void balance_pass(struct core *c)
 	if (json_array_size(idle) == 0)
 		goto out;
 	if (store_rows(c->db, &running,
-		       "SELECT i.*, n.state AS node_state, n.load AS node_load, n.cores AS node_cores "
+		       "SELECT i.*, n.state AS node_state, n.load AS node_load, n.cores AS node_cores, "
+		       " (SELECT COUNT(*) FROM instances x WHERE x.node = i.node AND x.state IN ('starting', 'running') "
+		       "  AND x.stop_requested IS NULL) AS node_running "
 		       "FROM instances i JOIN jobs j ON j.id = i.job JOIN nodes n ON n.id = i.node "
 		       "WHERE i.state = 'running' AND i.stop_requested IS NULL AND j.balance = 1", NULL) < 0)
 		goto out;
@@ -101,11 +116,14 @@ void balance_pass(struct core *c)
 			double seen = json_number_value(json_object_get(inst, "last_progress_time"));
 			double placed = json_number_value(json_object_get(inst, "placed_at"));
 			/*
-			 * A drained node's work must go. Load averages are not used: agents
-			 * sharing a host all report the host's load, which says nothing
-			 * about any one of them.
+			 * A drained node's work must go, and so must what an overloaded node
+			 * runs beyond its cores (it joined again with fewer CPUs). Load
+			 * averages are not used: agents sharing a host all report the host's
+			 * load, which says nothing about any one of them.
 			 */
-			int forced = !strcmp(json_string_value(json_object_get(inst, "node_state")), "drained");
+			int drained = !strcmp(json_string_value(json_object_get(inst, "node_state")), "drained");
+			int overloaded = node_excess(running, from) > 0;
+			int forced = drained || overloaded;
 			double ra, rb, stay, go, gain;
 
 			if (from == to || json_is_true(json_object_get(inst, "moving")) ||
@@ -134,13 +152,20 @@ void balance_pass(struct core *c)
 				best_gain = gain;
 				best = inst;
 				snprintf(why, sizeof(why), "%spredicted %.1f s more on n-%lld, %.1f s on n-%lld "
-					 "(speed x%.2f, move %.2f s)", forced ? "node drained; " : "",
+					 "(speed x%.2f, move %.2f s)",
+					 drained ? "node drained; " : overloaded ? "node runs more than its cores; " : "",
 					 stay, (long long)from, go, (long long)to, rb / ra, cost);
 			}
 		}
 		if (best) {
+			int64_t from = json_integer_value(json_object_get(best, "node"));
 			move(c, best, to, why);
 			json_object_set_new(best, "moving", json_true());
+			/* One fewer stays on its node: the others see it in node_running. */
+			json_array_foreach(running, i, inst)
+				if (json_integer_value(json_object_get(inst, "node")) == from)
+					json_object_set_new(inst, "node_running",
+							    json_integer(json_integer_value(json_object_get(inst, "node_running")) - 1));
 		}
 	}
 out:

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "balance.h"
 #include "core.h"
 #include "fsutil.h"
 #include "scheduler.h"
@@ -161,6 +162,75 @@ static void test_scheduler__lost_node_continues_elsewhere(void **state)
 	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'done'"), 0);
 }
 
+/* Instance id runs on node with progress p at rate r (per second), observed for 10 s. */
+static void set_running(struct core *c, int64_t id, int64_t node, double p, double r)
+{
+	assert_int_equal(store_run(c->db, NULL, "UPDATE instances SET state = 'running', node = ?, isa = 'x86_64', "
+				   "level = 'baseline', generation = 1, progress = ?, rate = ?, last_progress_time = ?, "
+				   "placed_at = ? WHERE id = ?", "iddddi", node, p, r > 0 ? r : 0, core_now(),
+				   core_now() - 10, id), 0);
+}
+
+static void set_speed(struct core *c, int64_t node, double rate)
+{
+	assert_int_equal(store_run(c->db, NULL, "INSERT INTO speeds(node, job, object, rate, samples) "
+				   "VALUES(?, 1, 'o', ?, 5)", "id", node, rate), 0);
+}
+
+static void test_balance__moves_to_a_much_faster_idle_node(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_job(&f->c, 1, t);
+	set_running(&f->c, 1, 1, 0.2, 0.01); /* 80 s to go on node 1 */
+	set_speed(&f->c, 1, 0.01);
+	set_speed(&f->c, 2, 0.1); /* 8 s on node 2 */
+	balance_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT want_node FROM instances WHERE stop_requested IS NOT NULL"), 2);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages WHERE node = 1 AND body LIKE '%\"checkpoint\"%'"),
+			 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM history WHERE event = 'balance' AND detail LIKE "
+				       "'predicted 80.0 s more on n-1%'"), 1);
+}
+
+static void test_balance__stays_when_the_gain_is_small(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_job(&f->c, 1, t);
+	set_running(&f->c, 1, 1, 0.2, 0.01);
+	set_speed(&f->c, 1, 0.01);
+	set_speed(&f->c, 2, 0.011); /* 72.7 s + the move: less than 15 % better */
+	balance_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE stop_requested IS NOT NULL"), 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 0);
+}
+
+/* A node that joined again with fewer CPUs sheds what it runs beyond them, rates known or not. */
+static void test_balance__an_overloaded_node_sheds_its_excess(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_job(&f->c, 2, t);
+	set_running(&f->c, 1, 1, 0.5, 0);
+	set_running(&f->c, 2, 1, 0.5, 0);
+	balance_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE want_node = 2"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM history WHERE event = 'balance' AND detail LIKE "
+				       "'node runs more than its cores;%'"), 1);
+	balance_pass(&f->c); /* the move is under way: nothing more to do */
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE want_node = 2"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +238,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scheduler__respects_slots_and_isas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_balance__moves_to_a_much_faster_idle_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_balance__stays_when_the_gain_is_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_balance__an_overloaded_node_sheds_its_excess, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
