@@ -16,10 +16,19 @@
  *   benchtool stats [SCALE]
  *       reads numbers (one per line) from stdin, prints
  *       "n=N min=.. p50=.. p90=.. p99=.. max=.. mean=.." after dividing by SCALE.
+ *   benchtool waitfor MAXSEC FILE TEXT
+ *       waits until FILE (which may not exist yet) contains TEXT, reading what
+ *       was appended every millisecond (no process per look); exits 0 when it
+ *       does, 1 after MAXSEC seconds.
+ *   benchtool treecpu PID
+ *       prints the CPU time, in clock ticks, of PID and every live descendant
+ *       (utime + stime + cutime + cstime of each: children already reaped are
+ *       in their parent's cutime/cstime, live ones are counted themselves).
  *
  * Everything is bounded: N <= 1000000, MAXSEC <= 3600.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -251,6 +260,98 @@ static int cmd_stats(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_waitfor(int argc, char **argv)
+{
+	static char buf[1 << 16];
+	const char *text;
+	size_t tlen, keep = 0;
+	double maxsec, t0;
+	int fd = -1;
+
+	if (argc != 4 || !*argv[3] || strlen(argv[3]) >= sizeof(buf) / 2)
+		return fprintf(stderr, "usage: benchtool waitfor MAXSEC FILE TEXT\n"), 2;
+	maxsec = (double)num(argv[1], 1, 3600, "MAXSEC");
+	text = argv[3];
+	tlen = strlen(text);
+	t0 = mono();
+	for (;;) {
+		ssize_t n;
+		if (fd < 0)
+			fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		/* buf holds the last tlen - 1 bytes already seen, then what was appended since. */
+		while (fd >= 0 && (n = read(fd, buf + keep, sizeof(buf) - keep)) > 0) {
+			size_t len = keep + (size_t)n;
+			if (memmem(buf, len, text, tlen))
+				return close(fd), 0;
+			keep = len < tlen - 1 ? len : tlen - 1;
+			memmove(buf, buf + len - keep, keep);
+		}
+		if (mono() - t0 > maxsec)
+			break;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	if (fd >= 0)
+		close(fd);
+	fprintf(stderr, "benchtool: '%s' not in %s after %.0f s\n", text, argv[2], maxsec);
+	return 1;
+}
+
+/* utime + stime + cutime + cstime of pid, plus those of its live descendants (depth <= 64). */
+static long long tree_ticks(long pid, int depth)
+{
+	char path[64], line[1024], *p;
+	long long t = 0, v;
+	FILE *f;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) != NULL) {
+			/* After "pid (comm)": field 3 is state; utime..cstime are fields 14..17. */
+			for (int field = 3; field <= 17; field++) {
+				while (*++p == ' ')
+					;
+				if (!*p)
+					break;
+				if (field >= 14 && sscanf(p, "%lld", &v) == 1)
+					t += v;
+				p = strchr(p, ' ');
+				if (!p)
+					break;
+			}
+		}
+		fclose(f);
+	}
+	if (depth >= 64)
+		return t;
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	if ((d = opendir(path)) == NULL)
+		return t;
+	while ((e = readdir(d)) != NULL) {
+		char cpath[320];
+		long child;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(cpath, sizeof(cpath), "/proc/%ld/task/%s/children", pid, e->d_name);
+		if ((f = fopen(cpath, "r")) == NULL)
+			continue;
+		while (fscanf(f, "%ld", &child) == 1)
+			t += tree_ticks(child, depth + 1);
+		fclose(f);
+	}
+	closedir(d);
+	return t;
+}
+
+static int cmd_treecpu(int argc, char **argv)
+{
+	if (argc != 2)
+		return fprintf(stderr, "usage: benchtool treecpu PID\n"), 2;
+	printf("%lld\n", tree_ticks(num(argv[1], 1, 1L << 30, "PID"), 0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "lat"))
@@ -261,6 +362,10 @@ int main(int argc, char **argv)
 		return cmd_stamp();
 	if (argc >= 2 && !strcmp(argv[1], "stats"))
 		return cmd_stats(argc - 1, argv + 1);
-	fprintf(stderr, "usage: benchtool lat|rate|stamp|stats ... (see the comment at the top of benchtool.c)\n");
+	if (argc >= 2 && !strcmp(argv[1], "waitfor"))
+		return cmd_waitfor(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "treecpu"))
+		return cmd_treecpu(argc - 1, argv + 1);
+	fprintf(stderr, "usage: benchtool lat|rate|stamp|stats|waitfor|treecpu ... (see the comment at the top of benchtool.c)\n");
 	return 2;
 }

@@ -1,5 +1,5 @@
-# bench/lib/common.sh - shared by bench/start.sh, throughput.sh, agents.sh and
-# agent-idle.sh: a private work directory, private copies of the binaries, the
+# bench/lib/common.sh - shared by bench/start.sh, throughput.sh, agents.sh,
+# agent-idle.sh and migrate.sh: a private work directory, private copies of the binaries, the
 # benchtool helper, machine facts, CPU-idle waiting and a one-agent cluster in
 # network namespaces (tests/cluster/lib.sh). Source it from the repository root.
 #
@@ -9,6 +9,7 @@
 #   bench_busy_begin; ...; bench_busy_end   # prints the machine's busy % in between
 #   bench_cluster_start        # dispatchd + one agent, each in its own namespace
 #   bench_null_manifest DIR [INSTANCES]     # the null object (static no-op C program)
+#   bench_common_opt "$@"      # --wait-idle, --json, --help (bench_usage) in an option loop
 
 bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bench_build=${DISPATCH_BUILD_DIR:-$bench_top/build}
@@ -211,4 +212,21 @@ bench_idle_probe() {
 	a=$(bench_cpu_sample)
 	sleep 1
 	bench_busy_pct "$a" "$(bench_cpu_sample)"
+}
+
+# bench_usage: the script's header comment (its --help).
+bench_usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# bench_common_opt "$@": the options every benchmark takes, for the last arm of
+# its option loop (`*) bench_common_opt "$@"; shift "$BENCH_SHIFT" ;;`):
+# --wait-idle S (WAIT_IDLE), --json FILE (JSON_OUT), -h/--help (bench_usage);
+# anything else is an error.
+bench_common_opt() {
+	case "$1" in
+	--wait-idle) [[ ${2:-} =~ ^[0-9]+$ ]] || bench_die "--wait-idle needs seconds"; WAIT_IDLE=$2 ;;
+	--json) [[ -n ${2:-} ]] || bench_die "--json needs a file"; JSON_OUT=$(realpath -m "$2") ;;
+	-h | --help) bench_usage; exit 0 ;;
+	*) bench_die "unknown argument '$1' (see --help)" ;;
+	esac
+	BENCH_SHIFT=2
 }

@@ -9,12 +9,19 @@
 #   net_cleanup                  # kill everything, delete namespaces and bridge
 #
 # Needs root (ip netns). Every name is prefixed with a per-run id so that runs
-# can overlap.
+# can overlap: net_init claims a free one (NET_ID, or the first free one from
+# a guess by pid), and net_cleanup removes only what this run created.
 
-net_id=${NET_ID:-$(( ($$ % 200) + 20 ))}
-net_prefix="dsp$net_id"
-net_subnet="198.18.$net_id"
+# net_use_id ID: the names of run ID.
+net_use_id() {
+	net_id=$1
+	net_prefix="dsp$net_id"
+	net_subnet="198.18.$net_id"
+	net_switch="$net_prefix-switch"
+}
+net_use_id "${NET_ID:-$(( ($$ % 200) + 20 ))}"
 net_hosts=()
+net_owned= # set once net_init has claimed the id
 
 net_require_root() {
 	if [ "$(id -u)" -ne 0 ]; then
@@ -23,11 +30,19 @@ net_require_root() {
 	fi
 }
 
-net_switch="$net_prefix-switch"
-
 net_init() {
 	net_require_root
-	ip netns add "$net_switch"
+	local base=$net_id i
+	# Creating the switch namespace claims the id: it fails when another run holds it.
+	for i in $(seq 0 199); do
+		net_use_id $(( (base - 20 + i) % 200 + 20 ))
+		ip netns add "$net_switch" 2>/dev/null && break
+		if [ -n "${NET_ID:-}" ] || [ "$i" -eq 199 ]; then
+			echo "FAIL: network namespace $net_switch exists: another run holds id $net_id"
+			exit 1
+		fi
+	done
+	net_owned=1
 	ip -n "$net_switch" link add br0 type bridge
 	ip -n "$net_switch" link set br0 up
 	ip link add "${net_prefix}h" type veth peer name host netns "$net_switch"
@@ -39,7 +54,7 @@ net_init() {
 # net_host NAME OCTET: a namespace with eth0 at 198.18.<id>.<OCTET>.
 net_host() {
 	local name=$1 octet=$2 ns="$net_prefix-$1"
-	ip netns add "$ns"
+	ip netns add "$ns" || { echo "FAIL: cannot create network namespace $ns"; exit 1; }
 	ip -n "$net_switch" link add "v$octet" type veth peer name eth0 netns "$ns"
 	ip -n "$net_switch" link set "v$octet" master br0 up
 	ip -n "$ns" addr add "$net_subnet.$octet/24" dev eth0
@@ -77,6 +92,7 @@ net_link() {
 
 net_cleanup() {
 	local h ns
+	[ -n "$net_owned" ] || return 0
 	for h in "${net_hosts[@]}"; do
 		ns="$net_prefix-${h%%:*}"
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
@@ -88,4 +104,5 @@ net_cleanup() {
 	ip link del "${net_prefix}h" 2>/dev/null || true
 	ip netns del "$net_switch" 2>/dev/null || true
 	net_hosts=()
+	net_owned=
 }
