@@ -66,6 +66,20 @@ char *proc_which(const char *prog, const char *const *envp)
 	return NULL;
 }
 
+/*
+ * A private network namespace. Without root (CAP_SYS_ADMIN) a user namespace
+ * of its own makes one possible: the process keeps its uid outside, files
+ * are still checked against it, and it sees only its own loopback.
+ */
+static int unshare_net(void)
+{
+	if (unshare(CLONE_NEWNET) == 0)
+		return 0;
+	if (errno == EPERM && geteuid() != 0)
+		return unshare(CLONE_NEWUSER | CLONE_NEWNET);
+	return -1;
+}
+
 int proc_can_isolate_net(void)
 {
 	static int cached = -1;
@@ -75,7 +89,7 @@ int proc_can_isolate_net(void)
 		int st = 0;
 
 		if (pid == 0)
-			_exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+			_exit(unshare_net() == 0 ? 0 : 1);
 		cached = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
 			 WEXITSTATUS(st) == 0;
 	}
@@ -106,7 +120,7 @@ static void child_run(const struct proc_opts *o, const char *prog, int status_fd
 	int fd, isolated = 0;
 
 	setpgid(0, 0);
-	if (o->net_isolate && unshare(CLONE_NEWNET) == 0)
+	if (o->net_isolate && unshare_net() == 0)
 		isolated = 1;
 	if (write(*isolated_fd, &isolated, sizeof(isolated)) < 0)
 		_exit(127);

@@ -9,7 +9,8 @@
  * The child is set up in this order, so that each step still has the
  * authority it needs and no more afterwards:
  *   1. new process group (so a timeout kills every descendant)
- *   2. new network namespace when net_isolate (only loopback, down)
+ *   2. new network namespace when net_isolate (only loopback, down); without
+ *      root, inside a user namespace of its own
  *   3. stdin from /dev/null, stdout+stderr to output_path
  *   4. rlimits: CPU time, file size, core dumps off, address space
  *   5. drop to uid/gid when running as root and uid != 0

@@ -165,6 +165,30 @@ if [ "$root" -eq 1 ]; then
 		"$(find "$m" "$CACHE" -name '.e2e-escape-*')"
 fi
 
+# Without root (dispatchd or dispatch run by a service user) builds cannot drop
+# to nobody, but they still get a network of their own: a user namespace makes
+# the network namespace possible.
+if [ "$root" -eq 1 ]; then
+	U=$WORK/unprivileged
+	mkdir -p "$U"
+	chmod 777 "$U"
+	RC=0
+	timeout -k 10 400 setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$U" TMPDIR="$U" \
+		"$DISPATCH" artifacts export "$m/sandbox.json" --out "$U/out" --cache "$U/cache" --json \
+		--target x86_64 >"$U/build.out" 2>"$U/build.err" || RC=$?
+	check_eq "unprivileged: the facts build exits 0" 0 "$RC"
+	[ "$RC" -eq 0 ] || log "unprivileged: $(head -c 2000 "$U/build.err")"
+	if run_exe "$U/facts.txt" "$U/out/x86_64:baseline/facts"; then
+		facts=$(head -n1 "$U/facts.txt")
+		log "unprivileged: $facts"
+		check_eq "unprivileged: the build ran as the caller (nobody)" "nobody" "$(fact "$facts" user)"
+		check_eq "unprivileged: the only network interface the build saw was lo" "lo," "$(fact "$facts" procnet)"
+		check_eq "unprivileged: the build could not reach the host's loopback" "no" "$(fact "$facts" loopback)"
+	else
+		fail_ "unprivileged: the facts executable runs" "$(head -c 2000 "$U/build.err")"
+	fi
+fi
+
 # One build must not change what another compiles. With --jobs 1 the x86_64
 # build of "poison" runs first and tries to rewrite the source its object's
 # later builds start from; the aarch64 build must still see the original.

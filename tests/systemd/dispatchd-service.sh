@@ -97,7 +97,8 @@ check "the build trees in dispatchd's private /tmp were removed" \
 	"$(ct_exec nsenter -t "$pid" -m sh -c 'ls -d /tmp/dispatch-build* 2>/dev/null | wc -l')" 0
 
 # The control: as DynamicUser the sandbox's drop and network namespace are
-# silently skipped (common/proc.c needs root for both).
+# skipped (common/proc.c drops to nobody only as root, and the unit's
+# RestrictNamespaces=net forbids the user namespace it would need otherwise).
 # The dynamic user must read the certificate and key (this test only).
 chmod 755 "$CT_ROOT/etc/dispatch"
 chmod 644 "$CT_ROOT/etc/dispatch/key.pem"
