@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@
 
 struct store {
 	sqlite3 *db;
+	int depth;	  /* open transaction levels: 0 none, 1 BEGIN, more: savepoints */
+	uint64_t commits; /* transactions written to the WAL */
 };
 
 static const char schema[] =
@@ -30,6 +33,7 @@ static const char schema[] =
 
 	"  created REAL NOT NULL, started REAL, finished REAL);"
 	"CREATE INDEX IF NOT EXISTS instances_state ON instances(state);"
+	"CREATE INDEX IF NOT EXISTS instances_job ON instances(job, state);"
 	"CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, instance INTEGER NOT NULL,"
 	"  time REAL NOT NULL, event TEXT NOT NULL, node INTEGER, isa TEXT, detail TEXT);"
 	"CREATE INDEX IF NOT EXISTS history_instance ON history(instance);"
@@ -54,6 +58,22 @@ static const char *const migrations[] = {
 	"ALTER TABLE objects ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
 	"ALTER TABLE instances ADD COLUMN placed_at REAL",
 };
+
+#define CHECKPOINT_PAGES 1000 /* SQLite's default for wal_autocheckpoint */
+
+/*
+ * Called after every transaction that wrote to the WAL. Installing it
+ * replaces SQLite's auto-checkpoint hook, so it checkpoints as that one does.
+ */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+	store *s = ud;
+
+	s->commits++;
+	if (pages >= CHECKPOINT_PAGES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
 
 static int db_fail(store *s, const char *what)
 {
@@ -82,6 +102,7 @@ int store_open(store **out, const char *path)
 		sqlite3_free(msg);
 		goto out;
 	}
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	/* A column that exists already makes ALTER fail: that is the expected case. */
 	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++)
 		sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL);
@@ -100,19 +121,66 @@ void store_free(store *s)
 	free(s);
 }
 
+/* Runs "VERB spN" for the savepoint of level n. */
+static int savepoint(store *s, const char *verb, int n)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "%s sp%d", verb, n);
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, verb);
+}
+
 int store_begin(store *s)
 {
-	return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "begin");
+	int r;
+
+	if (s->depth > 0)
+		r = savepoint(s, "SAVEPOINT", s->depth);
+	else
+		r = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "begin");
+	if (r == 0)
+		s->depth++;
+	return r;
 }
 
 int store_commit(store *s)
 {
-	return sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "commit");
+	if (s->depth > 1) {
+		int r = savepoint(s, "RELEASE", s->depth - 1);
+		if (r == 0)
+			s->depth--;
+		return r;
+	}
+	if (s->depth == 0)
+		return err_set(ERR_INVALID, "store: commit without a transaction");
+	/* A failed COMMIT leaves the transaction open: the caller rolls it back. */
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "commit");
+	s->depth = 0;
+	return 0;
 }
 
 void store_rollback(store *s)
 {
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (s->depth > 1) {
+		/* ROLLBACK TO keeps the savepoint open: release it too. */
+		savepoint(s, "ROLLBACK TO", s->depth - 1);
+		savepoint(s, "RELEASE", s->depth - 1);
+		s->depth--;
+	} else if (s->depth == 1) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->depth = 0;
+	}
+}
+
+int store_in_transaction(const store *s)
+{
+	return s->depth > 0;
+}
+
+uint64_t store_commits(const store *s)
+{
+	return s->commits;
 }
 
 static int prepare(store *s, sqlite3_stmt **st, const char *sql, const char *fmt, va_list ap)
