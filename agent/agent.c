@@ -300,7 +300,7 @@ static void handle_messages(struct agent *a, double now)
 		save(a, 0);
 	if (seq > a->node.seq) {
 		a->node.seq = seq;
-		if (node_save(&a->node, a->cfg->work_dir, a->cfg->url) < 0)
+		if (node_save_seq(&a->node, a->cfg->work_dir) < 0)
 			log_warn("%s", err_msg());
 	}
 	listen_ack(a->l, seq);

@@ -48,9 +48,40 @@ out:
 	return r;
 }
 
+#define SEQ_FILE_MAX 256
+
 static char *node_path(const char *work_dir)
 {
 	return fs_join(work_dir, "node.json");
+}
+
+/* A newer sequence number from WORK/seq, when it belongs to node id. */
+static void load_seq(struct node *n, const char *work_dir)
+{
+	struct buf b = BUF_INIT(SEQ_FILE_MAX);
+	char *path = fs_join(work_dir, "seq"), id[PROTO_ID_MAX + 1];
+	unsigned long long seq;
+	int end = 0;
+
+	if (path && fs_read_file(&b, path, SEQ_FILE_MAX) == 0 && b.len &&
+	    sscanf(buf_str(&b), "%64s %llu%n", id, &seq, &end) == 2 && (size_t)end <= b.len &&
+	    !strcmp(id, n->id) && seq > n->seq)
+		n->seq = seq;
+	buf_release(&b);
+	free(path);
+}
+
+int node_save_seq(const struct node *n, const char *work_dir)
+{
+	char *path = fs_join(work_dir, "seq"), text[PROTO_ID_MAX + 32];
+	int r;
+
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(text, sizeof(text), "%s %llu\n", n->id, (unsigned long long)n->seq);
+	r = fs_write_renamed(path, text, strlen(text), 0600);
+	free(path);
+	return r;
 }
 
 int node_load(struct node *out, const char *work_dir, const char *url)
@@ -83,6 +114,7 @@ int node_load(struct node *out, const char *work_dir, const char *url)
 	snprintf(n.id, sizeof(n.id), "%s", id);
 	snprintf(n.token, sizeof(n.token), "%s", token);
 	n.seq = (uint64_t)json_integer_value(seq);
+	load_seq(&n, work_dir);
 	*out = n;
 out:
 	json_decref(doc);

@@ -26,6 +26,12 @@
 #define INSTANCE_MAX (64u << 10)
 #define PID_WAIT_MS 2000 /* for a supervisor started just before the earlier agent stopped */
 
+/*
+ * Not fsynced: it has to survive the agent, not the machine. A machine
+ * that goes down takes the object and its supervisor with it, and a
+ * directory whose instance.json did not reach the disk is removed at the
+ * next start (the dispatcher continues the instance elsewhere).
+ */
 int run_save_instance(const run *r)
 {
 	json_t *j =
@@ -39,7 +45,7 @@ int run_save_instance(const run *r)
 	if (!text || !path)
 		e = err_set(ERR_NOMEM, "out of memory");
 	else
-		e = fs_write_atomic(path, text, strlen(text), 0600);
+		e = fs_write_renamed(path, text, strlen(text), 0600);
 	json_decref(j);
 	free(text);
 	free(path);
