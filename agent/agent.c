@@ -411,7 +411,7 @@ static int lock_work(struct agent *a, const char *path)
 static int prepare_work(struct agent *a)
 {
 	char *inst = fs_join(a->cfg->work_dir, "inst"), *cache = fs_join(a->cfg->work_dir, "cache");
-	char *lock = fs_join(a->cfg->work_dir, "agent.lock");
+	char *lock = fs_join(a->cfg->work_dir, "agent.lock"), *trees = NULL;
 	int r;
 
 	if (!inst || !cache || !lock) {
@@ -425,13 +425,24 @@ static int prepare_work(struct agent *a)
 		r = err_errno(ERR_IO, errno, "cannot chmod '%s'", a->cfg->work_dir);
 		goto out;
 	}
-	if ((r = fs_mkdir_p(inst, 0711)) < 0)
+	if ((r = fs_mkdir_p(inst, 0711)) < 0 || (r = store_open(&a->st, cache, a->cfg->cache_max)) < 0)
 		goto out;
-	r = store_open(&a->st, cache, a->cfg->cache_max);
+	/*
+	 * Objects that run as another user cannot change what the agent's user owns: they can share one
+	 * read-only tree per artifact, unpacked once (store.h). Objects that run as the agent's own user
+	 * could, so each of their runs gets its own copy, from a blob verified before each use.
+	 */
+	if (a->cfg->drop) {
+		if (!(trees = fs_join(a->cfg->work_dir, "unpacked")))
+			r = err_set(ERR_NOMEM, "out of memory");
+		else
+			r = store_set_trees(a->st, trees);
+	}
 out:
 	free(inst);
 	free(cache);
 	free(lock);
+	free(trees);
 	return r;
 }
 

@@ -201,8 +201,10 @@ int run_start(run *r)
 
 	if (r->started)
 		return err_set(ERR_EXISTS, "instance '%s' is already started", r->instance);
+	if (!r->root)
+		return err_set(ERR_INVALID, "instance '%s' has no artifact", r->instance);
 	snprintf(rel, sizeof(rel), "bin/%s", r->entry);
-	exe = fs_join(r->dir, rel);
+	exe = fs_join(r->root, rel);
 	logpath = fs_join(r->dir, "log");
 	lockpath = fs_join(r->dir, "lock");
 	env = make_env(r);
