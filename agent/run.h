@@ -48,6 +48,7 @@ struct run_config {
 	int no_sandbox;	       /* dispatch-run --no-sandbox: for tests and debugging only */
 	uint64_t fsize;	       /* largest file an object may write, 0: no limit */
 	uint64_t nofile;       /* open files, 0: inherit */
+	int netns_fd, mntns_fd; /* namespaces every object enters (sandbox_make_ns()), 0: none, each makes its own */
 	unsigned stop_grace_s; /* after a checkpoint request, SIGKILL when still running after this */
 };
 
