@@ -291,6 +291,11 @@ static int save_state(instances *t, run *r, digest_hex *digest)
 
 	if (!tmp)
 		return err_set(ERR_NOMEM, "out of memory");
+	/* Most objects that finish write no state: no temporary file for nothing. */
+	if (!run_has_state(r)) {
+		e = err_set(ERR_NOTFOUND, "instance '%s' wrote no state.json", run_instance(r));
+		goto out;
+	}
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		e = err_errno(ERR_IO, errno, "cannot create a file in '%s'", store_tmpdir(t->env.st));
 		goto out;

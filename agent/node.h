@@ -17,7 +17,7 @@
  * so that a restarted agent joins again as the same node and neither
  * misses nor repeats messages. It belongs to one dispatcher URL and is
  * written durably, at joins. The sequence number moves on with every batch
- * of messages: it goes to WORK/seq ("NODE SEQ"), written without fsync,
+ * of messages: it goes to WORK/seq ("NODE SEQ SEQ"), written without fsync,
  * which is enough for a restarted agent; after a power loss it may be
  * older, and the objects died with the machine anyway: messages seen again
  * then start runs of generations the dispatcher has moved on from, which
@@ -36,7 +36,7 @@ int node_load(struct node *out, const char *work_dir, const char *url);
 /* Writes WORK/node.json atomically and durably, mode 0600. */
 int node_save(const struct node *n, const char *work_dir, const char *url);
 
-/* Writes n->seq to WORK/seq (no fsync: see above). */
+/* Writes n->seq to WORK/seq, in place (no fsync: see above). */
 int node_save_seq(const struct node *n, const char *work_dir);
 
 /*

@@ -176,6 +176,9 @@ int run_stop(run *r, enum proto_stop_mode mode);
  */
 int run_pack_state(run *r, const char *dest);
 
+/* Whether out/state.json exists: without it run_pack_state() has nothing to pack (ERR_NOTFOUND). */
+int run_has_state(const run *r);
+
 /*
  * Appends to out up to max bytes of log written since the last call, cut at
  * a character boundary. Relaying stops after 1 MiB per instance; with final
