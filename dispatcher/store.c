@@ -10,8 +10,18 @@
 
 #include "error.h"
 
+#define STMT_CACHE 96 /* the dispatcher has fewer distinct statements than this */
+
+/* A prepared statement kept for its SQL text, which callers pass as string literals. */
+struct cached {
+	const char *sql;
+	sqlite3_stmt *st;
+};
+
 struct store {
 	sqlite3 *db;
+	struct cached cache[STMT_CACHE];
+	size_t ncache;
 	int depth;	  /* open transaction levels: 0 none, 1 BEGIN, more: savepoints */
 	uint64_t commits; /* transactions written to the WAL */
 };
@@ -117,6 +127,8 @@ void store_free(store *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].st);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -183,10 +195,42 @@ uint64_t store_commits(const store *s)
 	return s->commits;
 }
 
+/* A statement prepared earlier for the same text, reset; NULL when there is none. */
+static sqlite3_stmt *cached(store *s, const char *sql)
+{
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].sql == sql && !strcmp(sqlite3_sql(s->cache[i].st), sql)) {
+			sqlite3_reset(s->cache[i].st);
+			sqlite3_clear_bindings(s->cache[i].st);
+			return s->cache[i].st;
+		}
+	return NULL;
+}
+
+/* Done with a statement from prepare(): kept (reset on next use) when cached, else finalized. */
+static void release(store *s, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].st == st) {
+			sqlite3_reset(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Parsing and planning a statement costs more than running most of them:
+ * each SQL text is prepared once and kept (statements run one at a time,
+ * under the core lock, so one copy each is enough).
+ */
 static int prepare(store *s, sqlite3_stmt **st, const char *sql, const char *fmt, va_list ap)
 {
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-		return db_fail(s, "prepare");
+	if (!(*st = cached(s, sql))) {
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+			return db_fail(s, "prepare");
+		if (s->ncache < STMT_CACHE)
+			s->cache[s->ncache++] = (struct cached){sql, *st};
+	}
 	for (int i = 0; fmt && fmt[i]; i++) {
 		int rc = SQLITE_OK;
 		switch (fmt[i]) {
@@ -200,9 +244,10 @@ static int prepare(store *s, sqlite3_stmt **st, const char *sql, const char *fmt
 		default: rc = SQLITE_MISUSE; break;
 		}
 		if (rc != SQLITE_OK) {
-			sqlite3_finalize(*st);
+			int r = db_fail(s, "bind");
+			release(s, *st);
 			*st = NULL;
-			return db_fail(s, "bind");
+			return r;
 		}
 	}
 	return 0;
@@ -225,7 +270,7 @@ int store_run(store *s, int64_t *rowid, const char *sql, const char *fmt, ...)
 		r = db_fail(s, "step");
 	else if (rowid)
 		*rowid = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -257,10 +302,10 @@ static int rows_v(store *s, json_t **out, int limit, const char *sql, const char
 	}
 	if ((limit == 0 || n < limit) && rc != SQLITE_DONE) {
 		json_decref(arr);
-		sqlite3_finalize(st);
+		release(s, st);
 		return db_fail(s, "step");
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	*out = arr;
 	return 0;
 }
@@ -310,6 +355,6 @@ int64_t store_int(store *s, int64_t dflt, const char *sql, const char *fmt, ...)
 		return dflt;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	release(s, st);
 	return v;
 }

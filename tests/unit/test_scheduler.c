@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core.h"
+#include "error.h"
 #include "fsutil.h"
 #include "scheduler.h"
 #include "store.h"
@@ -192,6 +193,34 @@ static void test_store__transactions_nest(void **state)
 	assert_true(store_commit(db) < 0); /* nothing open */
 }
 
+/* A statement is prepared once and reused: each use sees its own parameters, none left from the last. */
+static void test_store__statements_are_reused_cleanly(void **state)
+{
+	struct fixture *f = *state;
+	store *db = f->c.db;
+	static const char ins[] = "INSERT INTO meta(key, value) VALUES(?, ?)";
+	static const char get[] = "SELECT value FROM meta WHERE key = ?";
+	json_t *row = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_run(db, NULL, ins, "ss", key, i == 1 ? NULL : "v"), 0);
+	}
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta WHERE value IS NULL"), 1);
+	assert_int_equal(store_row(db, &row, get, "s", "k2"), 0);
+	assert_string_equal(json_string_value(json_object_get(row, "value")), "v");
+	json_decref(row);
+	assert_int_equal(store_row(db, &row, get, "s", "k1"), 0);
+	assert_true(json_is_null(json_object_get(row, "value")));
+	json_decref(row);
+	assert_int_equal(store_row(db, &row, get, "s", "none"), ERR_NOTFOUND);
+	/* A failed statement leaves the next use of it working. */
+	assert_true(store_run(db, NULL, ins, "ss", "k0", "dup") < 0);
+	assert_int_equal(store_run(db, NULL, ins, "ss", "k3", "v"), 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta"), 4);
+}
+
 /* An exit event, the job's state and the start it makes room for: one transaction, one fsync. */
 static void test_scheduler__event_and_its_placement_are_one_commit(void **state)
 {
@@ -267,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__transactions_nest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__statements_are_reused_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__event_and_its_placement_are_one_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__pass_looks_past_instances_that_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__acknowledged_messages_go_at_the_flush, setup, teardown),
