@@ -155,6 +155,11 @@ static void run_handler(struct http_server *s, struct ctx *x)
 	x->defer = 1;
 	x->route->fn(c, &x->req);
 	x->defer = 0;
+	/* A level the handler left open would keep every later request from committing. */
+	while (tx && store_depth(c->db) > 1) {
+		log_error("%s %s: a transaction was left open: rolled back", x->req.method, x->req.url);
+		store_rollback(c->db);
+	}
 	if (tx && store_commit(c->db) < 0) {
 		log_error("%s %s: %s", x->req.method, x->req.url, err_msg());
 		store_rollback(c->db);

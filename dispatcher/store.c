@@ -190,6 +190,11 @@ int store_in_transaction(const store *s)
 	return s->depth > 0;
 }
 
+int store_depth(const store *s)
+{
+	return s->depth;
+}
+
 uint64_t store_commits(const store *s)
 {
 	return s->commits;

@@ -33,6 +33,9 @@ void store_rollback(store *s);
 /* Whether a transaction is open. */
 int store_in_transaction(const store *s);
 
+/* Open levels: 0 none, 1 the transaction, more: savepoints inside it. */
+int store_depth(const store *s);
+
 /*
  * Transactions that wrote to the WAL so far, autocommitted statements
  * included: each one is an fsync with synchronous=FULL. For tests.
