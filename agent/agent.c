@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "protocol.h"
 #include "run.h"
+#include "sandbox.h"
 #include "store.h"
 
 #define POLL_MAX 2050	 /* signalfd, wake pipe, inotify, a pidfd per run */
@@ -300,7 +301,7 @@ static void handle_messages(struct agent *a, double now)
 		save(a, 0);
 	if (seq > a->node.seq) {
 		a->node.seq = seq;
-		if (node_save(&a->node, a->cfg->work_dir, a->cfg->url) < 0)
+		if (node_save_seq(&a->node, a->cfg->work_dir) < 0)
 			log_warn("%s", err_msg());
 	}
 	listen_ack(a->l, seq);
@@ -411,7 +412,7 @@ static int lock_work(struct agent *a, const char *path)
 static int prepare_work(struct agent *a)
 {
 	char *inst = fs_join(a->cfg->work_dir, "inst"), *cache = fs_join(a->cfg->work_dir, "cache");
-	char *lock = fs_join(a->cfg->work_dir, "agent.lock");
+	char *lock = fs_join(a->cfg->work_dir, "agent.lock"), *trees = NULL;
 	int r;
 
 	if (!inst || !cache || !lock) {
@@ -425,13 +426,24 @@ static int prepare_work(struct agent *a)
 		r = err_errno(ERR_IO, errno, "cannot chmod '%s'", a->cfg->work_dir);
 		goto out;
 	}
-	if ((r = fs_mkdir_p(inst, 0711)) < 0)
+	if ((r = fs_mkdir_p(inst, 0711)) < 0 || (r = store_open(&a->st, cache, a->cfg->cache_max)) < 0)
 		goto out;
-	r = store_open(&a->st, cache, a->cfg->cache_max);
+	/*
+	 * Objects that run as another user cannot change what the agent's user owns: they can share one
+	 * read-only tree per artifact, unpacked once (store.h). Objects that run as the agent's own user
+	 * could, so each of their runs gets its own copy, from a blob verified before each use.
+	 */
+	if (a->cfg->drop) {
+		if (!(trees = fs_join(a->cfg->work_dir, "unpacked")))
+			r = err_set(ERR_NOMEM, "out of memory");
+		else
+			r = store_set_trees(a->st, trees);
+	}
 out:
 	free(inst);
 	free(cache);
 	free(lock);
+	free(trees);
 	return r;
 }
 
@@ -493,6 +505,16 @@ int agent_main(const struct agent_config *cfg)
 		goto out;
 	a->rc.isa = a->cpu.isa;
 	raise_nofile();
+	/*
+	 * One empty network namespace (and a mount namespace with its /sys) for all objects, made once:
+	 * entering it is a setns() per start, where a namespace of their own costs each object
+	 * milliseconds to create and more to tear down. Without it, each object makes its own.
+	 */
+	if (cfg->drop && a->rc.no_net && !a->rc.no_sandbox) {
+		char why[256];
+		if (sandbox_make_ns(&a->rc.netns_fd, &a->rc.mntns_fd, why, sizeof(why)) < 0)
+			log_info("each object gets a network namespace of its own: %s", why);
+	}
 	if (!(a->outbox_path = fs_join(cfg->work_dir, "outbox.json"))) {
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
@@ -555,6 +577,10 @@ out:
 	conn_free(a->c);
 	if (a->sigfd >= 0)
 		close(a->sigfd);
+	if (a->rc.netns_fd > 0)
+		close(a->rc.netns_fd);
+	if (a->rc.mntns_fd > 0)
+		close(a->rc.mntns_fd);
 	if (a->lockfd >= 0)
 		close(a->lockfd);
 	free(a->outbox_path);

@@ -79,6 +79,19 @@ static ssize_t find(const instances *t, const char *instance)
 	return -1;
 }
 
+/* A run that uses a shared tree keeps its blob pinned while it is in the table. */
+static void pin_tree(instances *t, run *r)
+{
+	if (run_artifact(r)[0])
+		store_pin(t->env.st, run_artifact(r));
+}
+
+static void unpin_tree(instances *t, run *r)
+{
+	if (run_artifact(r)[0])
+		store_unpin(t->env.st, run_artifact(r));
+}
+
 /* Takes run i out of the table: run_discard() (kill it) or run_free(). */
 static void remove_at(instances *t, size_t i, int discard)
 {
@@ -87,6 +100,7 @@ static void remove_at(instances *t, size_t i, int discard)
 	if (t->ifd >= 0 && run_watch_id(r) >= 0)
 		inotify_rm_watch(t->ifd, run_watch_id(r));
 	t->runs[i] = t->runs[--t->n];
+	unpin_tree(t, r);
 	if (discard)
 		run_discard(r);
 	else
@@ -149,10 +163,32 @@ static int fetch(instances *t, const char *digest)
 	return r < 0 ? err_prefix(r, "cannot fetch blob %.12s", digest) : 0;
 }
 
+/*
+ * With a place for trees in the store (store_set_trees(): the agent's
+ * choice, see prepare_work()), every run of an artifact uses one read-only
+ * tree the store unpacked once, verified once: *tree is set and nothing is
+ * hashed or unpacked for a start. Without, the blob is verified and
+ * unpacked into each run (*tree stays NULL).
+ */
+static int artifact_tree(instances *t, const char *digest, char **tree)
+{
+	struct bundle_limits lim = RUN_ARTIFACT_LIMITS;
+	int e;
+
+	if (!store_tree_dir(t->env.st))
+		return fetch(t, digest);
+	if (!store_has_tree(t->env.st, digest) && (e = fetch(t, digest)) < 0)
+		return e;
+	e = store_tree(t->env.st, tree, digest, &lim);
+	if (e == ERR_CORRUPT || e == ERR_NOTFOUND) /* dropped as it was verified: once more from the dispatcher */
+		e = fetch(t, digest) < 0 ? e : store_tree(t->env.st, tree, digest, &lim);
+	return e < 0 ? err_prefix(e, "cannot unpack the artifact") : 0;
+}
+
 static void start(instances *t, const struct proto_msg *m)
 {
 	ssize_t old = find(t, m->instance);
-	char *artifact = NULL, *state = NULL;
+	char *artifact = NULL, *state = NULL, *tree = NULL;
 	run *r = NULL;
 	int e;
 
@@ -170,19 +206,20 @@ static void start(instances *t, const struct proto_msg *m)
 	store_pin(t->env.st, m->artifact);
 	if (m->state[0])
 		store_pin(t->env.st, m->state);
-	if ((e = reserve(t)) < 0 || (e = fetch(t, m->artifact)) < 0 ||
+	if ((e = reserve(t)) < 0 || (e = artifact_tree(t, m->artifact, &tree)) < 0 ||
 	    (m->state[0] && (e = fetch(t, m->state)) < 0))
 		goto out;
-	artifact = store_path(t->env.st, m->artifact);
+	artifact = tree ? NULL : store_path(t->env.st, m->artifact);
 	state = m->state[0] ? store_path(t->env.st, m->state) : NULL;
-	if (!artifact || (m->state[0] && !state)) {
+	if ((!tree && !artifact) || (m->state[0] && !state)) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((e = run_new(&r, t->env.rc, m)) < 0 || (e = run_unpack(r, artifact, state)) < 0 ||
-	    (e = run_start(r)) < 0)
+	if ((e = run_new(&r, t->env.rc, m)) < 0 || (tree && (e = run_use_tree(r, tree, m->artifact)) < 0) ||
+	    (e = run_unpack(r, artifact, state)) < 0 || (e = run_start(r)) < 0)
 		goto out;
 	queue(t, m->instance, m->generation, proto_event_running(), NULL);
+	pin_tree(t, r);
 	add(t, r);
 	log_info("instance '%s' generation %" PRIu64 " started: %s (pid %d)", m->instance, m->generation,
 		 m->entry, (int)run_pid(r));
@@ -204,6 +241,7 @@ out:
 		store_unpin(t->env.st, m->state);
 	free(artifact);
 	free(state);
+	free(tree);
 }
 
 static void stop(instances *t, const struct proto_msg *m)
@@ -253,6 +291,11 @@ static int save_state(instances *t, run *r, digest_hex *digest)
 
 	if (!tmp)
 		return err_set(ERR_NOMEM, "out of memory");
+	/* Most objects that finish write no state: no temporary file for nothing. */
+	if (!run_has_state(r)) {
+		e = err_set(ERR_NOTFOUND, "instance '%s' wrote no state.json", run_instance(r));
+		goto out;
+	}
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		e = err_errno(ERR_IO, errno, "cannot create a file in '%s'", store_tmpdir(t->env.st));
 		goto out;
@@ -493,6 +536,7 @@ size_t instances_adopt(instances *t, const json_t *cursors)
 			continue;
 		}
 		queue(t, run_instance(r), run_generation(r), proto_event_running(), NULL);
+		pin_tree(t, r);
 		add(t, r);
 		log_info("instance '%s' generation %" PRIu64 " taken over (object pid %d)", run_instance(r),
 			 run_generation(r), (int)run_pid(r));

@@ -28,11 +28,13 @@
 
 static const char usage[] =
     "usage: dispatch-run [--uid N --gid N] [--cpu S] [--mem BYTES] [--fsize BYTES] [--nofile N]\n"
-    "                    [--no-net] [--workdir DIR] [--status-fd FD] [--no-sandbox]\n"
+    "                    [--no-net [--netns-fd FD [--mntns-fd FD]]] [--workdir DIR] [--status-fd FD]\n"
+    "                    [--no-sandbox]\n"
     "                    [--dir INSTDIR [--lock-fd FD] [--wall S] [--grace S]] -- PROGRAM ARGS...\n"
     "\n"
     "Runs PROGRAM confined: a new session, rlimits, a private network namespace (--no-net),\n"
     "another user (--uid/--gid, as root), no_new_privs and a seccomp filter, in DIR.\n"
+    "--netns-fd and --mntns-fd name namespaces to enter instead (the agent's, shared by its objects).\n"
     "--no-sandbox only changes the directory (for debugging).\n"
     "With --dir, stays as PROGRAM's supervisor: its progress lines (fd 3) go to\n"
     "INSTDIR/progress, its exit to INSTDIR/exit; SIGUSR1 asks it for a checkpoint\n"
@@ -140,7 +142,9 @@ int main(int argc, char **argv)
 		O_DIR,
 		O_LOCK,
 		O_WALL,
-		O_GRACE
+		O_GRACE,
+		O_NETNS,
+		O_MNTNS
 	};
 	static const struct option longopts[] = {
 	    {"uid", required_argument, NULL, O_UID},
@@ -157,11 +161,13 @@ int main(int argc, char **argv)
 	    {"lock-fd", required_argument, NULL, O_LOCK},
 	    {"wall", required_argument, NULL, O_WALL},
 	    {"grace", required_argument, NULL, O_GRACE},
+	    {"netns-fd", required_argument, NULL, O_NETNS},
+	    {"mntns-fd", required_argument, NULL, O_MNTNS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct sandbox_opts o = {.keep_fd = -1};
-	struct shim_opts so = {.lock_fd = -1, .status_fd = -1};
+	struct sandbox_opts o = {.keep_fd = -1, .netns_fd = -1, .mntns_fd = -1};
+	struct shim_opts so = {.lock_fd = -1, .status_fd = -1, .keep_a = -1, .keep_b = -1};
 	struct object ob = {.b = sandbox_backend("seccomp"), .o = &o};
 	int c, have_uid = 0, have_gid = 0;
 
@@ -210,6 +216,12 @@ int main(int argc, char **argv)
 			break;
 		case O_GRACE:
 			so.grace_s = parse_u64("--grace", optarg);
+			break;
+		case O_NETNS:
+			o.netns_fd = so.keep_a = parse_fd("--netns-fd", optarg);
+			break;
+		case O_MNTNS:
+			o.mntns_fd = so.keep_b = parse_fd("--mntns-fd", optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);

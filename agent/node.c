@@ -1,9 +1,12 @@
 /* node.c - node.json and the join request. */
 #include "node.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "error.h"
@@ -48,9 +51,50 @@ out:
 	return r;
 }
 
+#define SEQ_FILE_MAX 256
+
 static char *node_path(const char *work_dir)
 {
 	return fs_join(work_dir, "node.json");
+}
+
+/* A newer sequence number from WORK/seq, when it belongs to node id and both copies agree. */
+static void load_seq(struct node *n, const char *work_dir)
+{
+	struct buf b = BUF_INIT(SEQ_FILE_MAX);
+	char *path = fs_join(work_dir, "seq"), id[PROTO_ID_MAX + 1];
+	unsigned long long seq, again;
+
+	if (path && fs_read_file(&b, path, SEQ_FILE_MAX) == 0 && b.len &&
+	    sscanf(buf_str(&b), "%64s %llu %llu", id, &seq, &again) == 3 && seq == again && !strcmp(id, n->id) &&
+	    seq > n->seq)
+		n->seq = seq;
+	buf_release(&b);
+	free(path);
+}
+
+/*
+ * Overwritten in place, one record of a fixed length: no new file (and no
+ * freed one) per batch of messages. A write() is whole or absent after a
+ * crash of the agent; after a power loss the record may be torn, so the
+ * number is written twice and a record whose copies differ is not used.
+ */
+int node_save_seq(const struct node *n, const char *work_dir)
+{
+	char *path = fs_join(work_dir, "seq"), text[PROTO_ID_MAX + 64];
+	int fd, r = 0, len;
+
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	len = snprintf(text, sizeof(text), "%-*s %20llu %20llu\n", PROTO_ID_MAX, n->id, (unsigned long long)n->seq,
+		       (unsigned long long)n->seq);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || pwrite(fd, text, (size_t)len, 0) != len)
+		r = err_errno(ERR_IO, errno, "cannot write '%s'", path);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
 }
 
 int node_load(struct node *out, const char *work_dir, const char *url)
@@ -83,6 +127,7 @@ int node_load(struct node *out, const char *work_dir, const char *url)
 	snprintf(n.id, sizeof(n.id), "%s", id);
 	snprintf(n.token, sizeof(n.token), "%s", token);
 	n.seq = (uint64_t)json_integer_value(seq);
+	load_seq(&n, work_dir);
 	*out = n;
 out:
 	json_decref(doc);

@@ -15,7 +15,13 @@
  * WORK/node.json (mode 0600) keeps the node id and node token the
  * dispatcher issued, and the sequence number of the last message handled,
  * so that a restarted agent joins again as the same node and neither
- * misses nor repeats messages. It belongs to one dispatcher URL.
+ * misses nor repeats messages. It belongs to one dispatcher URL and is
+ * written durably, at joins. The sequence number moves on with every batch
+ * of messages: it goes to WORK/seq ("NODE SEQ SEQ"), written without fsync,
+ * which is enough for a restarted agent; after a power loss it may be
+ * older, and the objects died with the machine anyway: messages seen again
+ * then start runs of generations the dispatcher has moved on from, which
+ * it refuses (409) and the agent kills.
  */
 struct node {
 	char id[PROTO_ID_MAX + 1]; /* "" before the first join */
@@ -27,8 +33,11 @@ struct node {
 /* Reads WORK/node.json; ERR_NOTFOUND when there is none, or it is for another dispatcher. */
 int node_load(struct node *out, const char *work_dir, const char *url);
 
-/* Writes WORK/node.json atomically, mode 0600. */
+/* Writes WORK/node.json atomically and durably, mode 0600. */
 int node_save(const struct node *n, const char *work_dir, const char *url);
+
+/* Writes n->seq to WORK/seq, in place (no fsync: see above). */
+int node_save_seq(const struct node *n, const char *work_dir);
 
 /*
  * POST /v1/agent/join with body (borrowed): with the stored node token

@@ -188,47 +188,6 @@ int outbox_changes(const outbox *o)
 
 #define SAVED_MAX (OUTBOX_MAX_BYTES * 2 + (4u << 20))
 
-/* Like fs_write_atomic() without the fsyncs: a crashed agent is the case to cover, and saves are frequent. */
-static int write_renamed(const char *path, const char *text)
-{
-	size_t len = strlen(text), done = 0, n = strlen(path) + 5;
-	char *tmp = malloc(n);
-	int fd = -1, r = 0;
-	ssize_t w;
-
-	if (!tmp)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(tmp, n, "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		r = err_errno(ERR_IO, errno, "cannot create '%s'", tmp);
-		goto out;
-	}
-	while (done < len) {
-		if ((w = write(fd, text + done, len - done)) < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = err_errno(ERR_IO, w < 0 ? errno : ENOSPC, "cannot write '%s'", tmp);
-			goto out;
-		}
-		done += (size_t)w;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		r = err_errno(ERR_IO, errno, "cannot rename '%s'", tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlink(tmp);
-	free(tmp);
-	return r;
-}
-
 int outbox_save(outbox *o, const char *path, const json_t *runs, int durable)
 {
 	json_t *all = json_array(), *doc = NULL;
@@ -256,7 +215,9 @@ int outbox_save(outbox *o, const char *path, const json_t *runs, int durable)
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	r = durable ? fs_write_atomic(path, text, strlen(text), 0600) : write_renamed(path, text);
+	/* Without durable, it survives a crashed agent, which is the case to cover: saves are frequent. */
+	r = durable ? fs_write_atomic(path, text, strlen(text), 0600)
+		    : fs_write_renamed(path, text, strlen(text), 0600);
 	if (r == 0)
 		o->changes = 0;
 out:

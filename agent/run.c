@@ -25,10 +25,6 @@
 #include "run_int.h"
 
 #define META_MAX (64u << 10)
-#define ARTIFACT_LIMITS                                                                                      \
-	{                                                                                                    \
-		.max_total = UINT64_C(1) << 30, .max_entries = 1000                                          \
-	}
 
 double run_now(void)
 {
@@ -168,6 +164,7 @@ void run_free(run *r)
 	free(r->state_dir);
 	free(r->out_dir);
 	free(r->cwd_dir);
+	free(r->root);
 	free(r);
 }
 
@@ -196,6 +193,11 @@ uint64_t run_generation(const run *r)
 const char *run_dir(const run *r)
 {
 	return r->dir;
+}
+
+const char *run_artifact(const run *r)
+{
+	return r->artifact;
 }
 
 const char *run_name(const run *r)
@@ -233,11 +235,11 @@ int run_watch_id(const run *r)
 	return r->wd;
 }
 
-/* Checks meta.json against this node and the start message. */
-static int check_meta(run *r)
+/* Checks root/meta.json against this node and the start message. */
+static int check_meta(run *r, const char *root)
 {
 	struct buf text = BUF_INIT(META_MAX);
-	char *path = fs_join(r->dir, "meta.json");
+	char *path = fs_join(root, "meta.json");
 	const char *isa, *entry;
 	json_error_t jerr;
 	json_t *meta = NULL;
@@ -273,31 +275,63 @@ out:
 	return e;
 }
 
-int run_unpack(run *r, const char *artifact_path, const char *state_path)
+/* Checks the artifact in root (meta.json, bin/<entry>) and makes it the run's. */
+static int use_root(run *r, const char *root)
 {
-	struct bundle_limits lim = ARTIFACT_LIMITS;
 	char rel[PROTO_ENTRY_MAX + 8];
-	char *exe = NULL;
+	char *exe = NULL, *copy = NULL;
 	struct stat st;
 	int e;
 
-	if ((e = bundle_extract_file(artifact_path, r->dir, 0, &lim)) < 0)
-		return err_prefix(e, "cannot unpack the artifact");
-	if ((e = check_meta(r)) < 0)
+	if ((e = check_meta(r, root)) < 0)
 		return e;
 	snprintf(rel, sizeof(rel), "bin/%s", r->entry);
-	if (!(exe = fs_join(r->dir, rel)))
-		return err_set(ERR_NOMEM, "out of memory");
+	if (!(exe = fs_join(root, rel)) || !(copy = strdup(root))) {
+		e = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if (lstat(exe, &st) < 0 || !S_ISREG(st.st_mode))
 		e = err_set(ERR_NOTFOUND, "the artifact has no executable '%s'", rel);
 	else if (!(st.st_mode & 0111))
 		e = err_set(ERR_INVALID, "the artifact's '%s' is not executable", rel);
-	free(exe);
 	if (e < 0)
-		return e;
+		goto out;
+	free(r->root);
+	r->root = copy;
+	copy = NULL;
+out:
+	free(exe);
+	free(copy);
+	return e;
+}
+
+int run_unpack(run *r, const char *artifact_path, const char *state_path)
+{
+	struct bundle_limits lim = RUN_ARTIFACT_LIMITS;
+	int e;
+
+	if (artifact_path) {
+		if ((e = bundle_extract_file(artifact_path, r->dir, 0, &lim)) < 0)
+			return err_prefix(e, "cannot unpack the artifact");
+		if ((e = use_root(r, r->dir)) < 0)
+			return e;
+		r->artifact[0] = '\0';
+	}
 	/* A state bundle holds state.json and blobs/; its limits are the extractor's defaults (1 GiB). */
 	if (state_path && (e = bundle_extract_file(state_path, r->state_dir, 0, NULL)) < 0)
 		return err_prefix(e, "cannot unpack the state");
+	return 0;
+}
+
+int run_use_tree(run *r, const char *tree, const char *digest)
+{
+	int e;
+
+	if (!digest_is_valid(digest))
+		return err_set(ERR_INVALID, "'%.70s' is not a digest", digest);
+	if ((e = use_root(r, tree)) < 0)
+		return e;
+	memcpy(r->artifact, digest, sizeof(r->artifact));
 	return 0;
 }
 

@@ -31,6 +31,12 @@
  */
 typedef struct run run;
 
+/* What an artifact may unpack to. */
+#define RUN_ARTIFACT_LIMITS                                                                                  \
+	{                                                                                                    \
+		.max_total = UINT64_C(1) << 30, .max_entries = 1000                                          \
+	}
+
 struct run_config {
 	const char *work_dir; /* instances live in WORK/inst */
 	const char *launcher; /* the dispatch-run executable */
@@ -42,6 +48,7 @@ struct run_config {
 	int no_sandbox;	       /* dispatch-run --no-sandbox: for tests and debugging only */
 	uint64_t fsize;	       /* largest file an object may write, 0: no limit */
 	uint64_t nofile;       /* open files, 0: inherit */
+	int netns_fd, mntns_fd; /* namespaces every object enters (sandbox_make_ns()), 0: none, each makes its own */
 	unsigned stop_grace_s; /* after a checkpoint request, SIGKILL when still running after this */
 };
 
@@ -95,11 +102,24 @@ const char *run_name(const run *r); /* "<instance>-<generation>", the directory'
 pid_t run_pid(const run *r);	    /* the object's, -1 when unknown */
 
 /*
- * Extracts the artifact (and the state bundle, when state is not NULL)
- * with the safe extractor and checks meta.json: ERR_UNSUPPORTED when it
- * was built for another ISA, ERR_NOTFOUND when bin/<entry> is missing.
+ * Extracts the artifact (unless artifact_path is NULL: see
+ * run_use_tree()) and the state bundle (when state_path is not NULL) with
+ * the safe extractor and checks meta.json: ERR_UNSUPPORTED when it was
+ * built for another ISA, ERR_NOTFOUND when bin/<entry> is missing.
  */
 int run_unpack(run *r, const char *artifact_path, const char *state_path);
+
+/*
+ * Runs the artifact from tree, where it is unpacked already (the store's
+ * read-only tree of the blob digest, shared by every run of it), instead
+ * of a copy in the run's directory; checks meta.json as run_unpack() does.
+ * digest goes into instance.json, so that a later agent taking the run
+ * over pins the blob as long as the run lasts.
+ */
+int run_use_tree(run *r, const char *tree, const char *digest);
+
+/* The digest of the shared tree the run uses (run_use_tree()), "" when it has its own copy. */
+const char *run_artifact(const run *r);
 
 /*
  * Writes instance.json and starts the object through its supervisor, which
@@ -155,6 +175,9 @@ int run_stop(run *r, enum proto_stop_mode mode);
  * files the object could not.
  */
 int run_pack_state(run *r, const char *dest);
+
+/* Whether out/state.json exists: without it run_pack_state() has nothing to pack (ERR_NOTFOUND). */
+int run_has_state(const run *r);
 
 /*
  * Appends to out up to max bytes of log written since the last call, cut at

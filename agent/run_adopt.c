@@ -26,6 +26,12 @@
 #define INSTANCE_MAX (64u << 10)
 #define PID_WAIT_MS 2000 /* for a supervisor started just before the earlier agent stopped */
 
+/*
+ * Not fsynced: it has to survive the agent, not the machine. A machine
+ * that goes down takes the object and its supervisor with it, and a
+ * directory whose instance.json did not reach the disk is removed at the
+ * next start (the dispatcher continues the instance elsewhere).
+ */
 int run_save_instance(const run *r)
 {
 	json_t *j =
@@ -33,13 +39,17 @@ int run_save_instance(const run *r)
 		      (json_int_t)r->generation, "fork_index", (json_int_t)r->fork_index, "entry", r->entry,
 		      "limits", "cpu_s", (json_int_t)r->limits.cpu_s, "memory", (json_int_t)r->limits.memory,
 		      "wall_s", (json_int_t)r->limits.wall_s, "grace_s", (json_int_t)r->grace_s);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL, *path = fs_join(r->dir, "instance.json");
+	char *text = NULL, *path = fs_join(r->dir, "instance.json");
 	int e;
+
+	if (j && r->artifact[0])
+		json_object_set_new(j, "artifact", json_string(r->artifact));
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	if (!text || !path)
 		e = err_set(ERR_NOMEM, "out of memory");
 	else
-		e = fs_write_atomic(path, text, strlen(text), 0600);
+		e = fs_write_renamed(path, text, strlen(text), 0600);
 	json_decref(j);
 	free(text);
 	free(path);
@@ -81,7 +91,7 @@ static int load_instance(run *r)
 	char *path = fs_join(r->dir, "instance.json"), name[PROTO_ID_MAX + 32];
 	const char *id, *entry;
 	uint64_t fork, grace;
-	json_t *j = NULL, *lim;
+	json_t *j = NULL, *lim, *art;
 	int e;
 
 	if (!path)
@@ -106,6 +116,14 @@ static int load_instance(run *r)
 		e = err_set(ERR_INVALID, "'%s' describes another run ('%s')", path, name);
 		goto out;
 	}
+	/* Written by agents that run artifacts from a shared tree: the blob to pin while the run lasts. */
+	art = json_object_get(j, "artifact");
+	if (art && (!json_is_string(art) || !digest_is_valid(json_string_value(art)))) {
+		e = err_set(ERR_INVALID, "'%s' is damaged", path);
+		goto out;
+	}
+	if (art)
+		snprintf(r->artifact, sizeof(r->artifact), "%s", json_string_value(art));
 	snprintf(r->instance, sizeof(r->instance), "%s", id);
 	snprintf(r->entry, sizeof(r->entry), "%s", entry);
 	r->fork_index = (int64_t)fork;

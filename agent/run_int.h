@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "digest.h"
 #include "protocol.h"
 #include "run.h"
 
@@ -22,6 +23,8 @@ struct run {
 	char **args; /* NULL-terminated */
 
 	char *dir, *state_dir, *out_dir, *cwd_dir;
+	char *root;				  /* holds meta.json and bin/<entry>: dir, or a shared tree */
+	char artifact[DIGEST_HEX_LEN + 1]; /* the shared tree's blob, "" when root is dir */
 	const char *name; /* the last part of dir */
 	int made_dir;
 

@@ -152,6 +152,16 @@ static int pack_once(run *r, const char *dest, const char *packdir, const char *
 	return fs_copy_file(tmp, dest);
 }
 
+int run_has_state(const run *r)
+{
+	char *state = fs_join(r->out_dir, "state.json");
+	struct stat st;
+	int ok = state && lstat(state, &st) == 0 && S_ISREG(st.st_mode);
+
+	free(state);
+	return ok;
+}
+
 int run_pack_state(run *r, const char *dest)
 {
 	char *state = fs_join(r->out_dir, "state.json");

@@ -24,22 +24,25 @@
  * pipe, which is close-on-exec in the launcher and the object: the agent
  * reads it to its end, and any text there is the reason the object could
  * not be started; 5 DIR/lock, flock()ed here, which the supervisor holds
- * for as long as it lives. The supervisor gives the object its progress
- * channel on fd 3 (DISPATCH_PROGRESS_FD).
+ * for as long as it lives; 6 and 7 the network and mount namespaces the
+ * objects share, when the agent made them. The supervisor gives the object
+ * its progress channel on fd 3 (DISPATCH_PROGRESS_FD).
  */
 #define FD_PROGRESS 3
 #define FD_STATUS 4
 #define FD_LOCK 5
+#define FD_NETNS 6
+#define FD_MNTNS 7
 #define STATUS_MAX 1024
 #define ARGV_FIXED 40 /* launcher options before "--" */
-#define NUMS 12	      /* numbers among them */
+#define NUMS 14	      /* numbers among them */
 
 /* Moves fd above the range the child's file actions write to, keeping it close-on-exec. */
 static int lift(int *fd)
 {
 	int n;
 
-	if (*fd > FD_LOCK)
+	if (*fd > FD_MNTNS)
 		return 0;
 	n = fcntl(*fd, F_DUPFD_CLOEXEC, 10);
 	if (n < 0)
@@ -133,6 +136,14 @@ static char **make_argv(const run *r, const char *exe, char nums[NUMS][24])
 		v[n++] = "--no-sandbox";
 	if (r->cfg.no_net)
 		v[n++] = "--no-net";
+	if (r->cfg.no_net && r->cfg.netns_fd > 0 && r->cfg.mntns_fd > 0) {
+		v[n++] = "--netns-fd";
+		snprintf(nums[k], 24, "%d", FD_NETNS);
+		v[n++] = nums[k++];
+		v[n++] = "--mntns-fd";
+		snprintf(nums[k], 24, "%d", FD_MNTNS);
+		v[n++] = nums[k++];
+	}
 	if (r->cfg.drop) {
 		v[n++] = "--uid";
 		snprintf(nums[k], 24, "%u", (unsigned)r->cfg.uid);
@@ -201,8 +212,10 @@ int run_start(run *r)
 
 	if (r->started)
 		return err_set(ERR_EXISTS, "instance '%s' is already started", r->instance);
+	if (!r->root)
+		return err_set(ERR_INVALID, "instance '%s' has no artifact", r->instance);
 	snprintf(rel, sizeof(rel), "bin/%s", r->entry);
-	exe = fs_join(r->dir, rel);
+	exe = fs_join(r->root, rel);
 	logpath = fs_join(r->dir, "log");
 	lockpath = fs_join(r->dir, "lock");
 	env = make_env(r);
@@ -248,6 +261,9 @@ int run_start(run *r)
 	    (errno = posix_spawn_file_actions_adddup2(&fa, logfd, 2)) ||
 	    (errno = posix_spawn_file_actions_adddup2(&fa, status[1], FD_STATUS)) ||
 	    (errno = posix_spawn_file_actions_adddup2(&fa, lockfd, FD_LOCK)) ||
+	    (r->cfg.no_net && r->cfg.netns_fd > 0 && r->cfg.mntns_fd > 0 &&
+	     ((errno = posix_spawn_file_actions_adddup2(&fa, r->cfg.netns_fd, FD_NETNS)) ||
+	      (errno = posix_spawn_file_actions_adddup2(&fa, r->cfg.mntns_fd, FD_MNTNS)))) ||
 	    (errno = posix_spawnattr_setsigmask(&attr, &none)) ||
 	    (errno = posix_spawnattr_setsigdefault(&attr, &all)) ||
 	    (errno = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))) {

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) && !defined(__ILP32__)
@@ -83,15 +84,20 @@ static void close_span(int lo, int hi)
 		close(fd);
 }
 
-void sandbox_close_fds(int lowest, int keep_a, int keep_b)
+void sandbox_close_fds(int lowest, const int *keep, size_t n)
 {
-	int lo = lowest, keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+	int lo = lowest;
 
-	for (int i = 0; i < 2; i++) {
-		if (keep[i] < lo)
-			continue;
-		close_span(lo, keep[i] - 1);
-		lo = keep[i] + 1;
+	/* Ascending, without a sort: the lowest kept descriptor above lo each time. */
+	for (;;) {
+		int next = INT_MAX;
+		for (size_t i = 0; i < n; i++)
+			if (keep[i] >= lo && keep[i] < next)
+				next = keep[i];
+		if (next == INT_MAX)
+			break;
+		close_span(lo, next - 1);
+		lo = next + 1;
 	}
 	close_span(lo, INT_MAX);
 }
@@ -142,11 +148,15 @@ static int unshare_net_as_user(void)
 	return write_text("/proc/self/gid_map", map);
 }
 
-static int step_network(const struct sandbox_opts *o, int *isolated, char *err, size_t errlen)
+static int step_network(const struct sandbox_opts *o, int *isolated, int *shared, char *err, size_t errlen)
 {
-	*isolated = 0;
+	*isolated = *shared = 0;
 	if (!o->no_net)
 		return 0;
+	if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) == 0) {
+		*isolated = *shared = 1;
+		return 0;
+	}
 	if (unshare(CLONE_NEWNET) == 0) {
 		*isolated = 1;
 		return 0;
@@ -160,13 +170,86 @@ static int step_network(const struct sandbox_opts *o, int *isolated, char *err, 
 }
 
 /* Step 5: a fresh sysfs shows the new network namespace's devices only. */
-static void step_mounts(int net_isolated)
+static void step_mounts(const struct sandbox_opts *o, int net_isolated, int net_shared)
 {
 	if (!net_isolated || geteuid() != 0)
+		return;
+	/* The agent's mount namespace has the sysfs of the network namespace it made with it. */
+	if (net_shared && o->mntns_fd >= 0 && setns(o->mntns_fd, CLONE_NEWNS) == 0)
 		return;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		fprintf(stderr, "dispatch-run: note: no private /sys: %s\n", strerror(errno));
+}
+
+int sandbox_make_ns(int *netns_fd, int *mntns_fd, char *err, size_t errlen)
+{
+	int ready[2], hold[2], fds[2] = {-1, -1}, r = 0, st;
+	char path[64], c = 0;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return fail(err, errlen, errno, "cannot create a pipe");
+	if (pipe2(hold, O_CLOEXEC) < 0) {
+		close(ready[0]);
+		close(ready[1]);
+		return fail(err, errlen, errno, "cannot create a pipe");
+	}
+	/* The child only makes system calls: fine in the child of a threaded process. */
+	pid = fork();
+	if (pid == 0) {
+		char ok = 1;
+		close(ready[0]);
+		close(hold[1]);
+		if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+		    mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			ok = 0;
+		if (write(ready[1], &ok, 1) != 1)
+			_exit(1);
+		/* Until the parent holds the namespaces: it closes its end of hold. */
+		while (read(hold[0], &ok, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	if (pid < 0) {
+		r = fail(err, errlen, errno, "cannot fork");
+		goto out;
+	}
+	while ((st = (int)read(ready[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (st != 1 || !c) {
+		r = fail(err, errlen, 0, "cannot create the objects' namespaces");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	fds[0] = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	fds[1] = open(path, O_RDONLY | O_CLOEXEC);
+	for (int i = 0; i < 2; i++) {
+		int high = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 10) : -1;
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = high;
+	}
+	if (fds[0] < 0 || fds[1] < 0)
+		r = fail(err, errlen, errno, "cannot open the namespaces of process %d", (int)pid);
+out:
+	close(ready[0]);
+	close(hold[1]); /* the child ends */
+	if (pid > 0)
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	if (r < 0) {
+		for (int i = 0; i < 2; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return r;
+	}
+	*netns_fd = fds[0];
+	*mntns_fd = fds[1];
+	return 0;
 }
 
 static int step_drop(const struct sandbox_opts *o, char *err, size_t errlen)
@@ -268,16 +351,21 @@ int sandbox_has_seccomp(void)
 
 static int apply_seccomp(const struct sandbox_opts *o, char *err, size_t errlen)
 {
+	const int keep[] = {o->keep_fd, o->netns_fd, o->mntns_fd};
 	pid_t parent = getppid();
-	int isolated, r;
+	int isolated, shared, r;
 
 	/* Under a supervisor (shim.h) the object leads its own session already. */
 	if (getsid(0) != getpid() && setsid() < 0 && setpgid(0, 0) < 0)
 		return fail(err, errlen, errno, "cannot create a process group");
-	sandbox_close_fds(4, o->keep_fd, -1);
-	if ((r = step_limits(o, err, errlen)) < 0 || (r = step_network(o, &isolated, err, errlen)) < 0)
+	sandbox_close_fds(4, keep, sizeof(keep) / sizeof(keep[0]));
+	if ((r = step_limits(o, err, errlen)) < 0 || (r = step_network(o, &isolated, &shared, err, errlen)) < 0)
 		return r;
-	step_mounts(isolated);
+	step_mounts(o, isolated, shared);
+	if (o->netns_fd >= 0)
+		close(o->netns_fd);
+	if (o->mntns_fd >= 0)
+		close(o->mntns_fd);
 	if ((r = step_drop(o, err, errlen)) < 0)
 		return r;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -295,7 +383,7 @@ static int apply_seccomp(const struct sandbox_opts *o, char *err, size_t errlen)
 
 static int apply_null(const struct sandbox_opts *o, char *err, size_t errlen)
 {
-	sandbox_close_fds(4, o->keep_fd, -1);
+	sandbox_close_fds(4, &o->keep_fd, 1);
 	if (o->workdir && chdir(o->workdir) < 0)
 		return fail(err, errlen, errno, "cannot enter '%s'", o->workdir);
 	return 0;

@@ -273,6 +273,7 @@ static int supervise(struct shim *s)
 
 int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 {
+	const int keep[] = {o->status_fd, o->lock_fd, o->keep_a, o->keep_b};
 	struct shim s = {.o = o, .sigfd = -1, .pipe = -1, .out = -1};
 	char text[64];
 	struct stat st;
@@ -281,7 +282,7 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 
 	if (setsid() < 0)
 		return setup_failed(o, errno, "cannot create a session");
-	sandbox_close_fds(3, o->status_fd, o->lock_fd);
+	sandbox_close_fds(3, keep, sizeof(keep) / sizeof(keep[0]));
 	if (o->lock_fd >= 0 && fcntl(o->lock_fd, F_SETFD, FD_CLOEXEC) < 0)
 		return setup_failed(o, errno, "bad descriptor for --lock-fd");
 	if (chdir(o->dir) < 0)
@@ -309,6 +310,11 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 	close(p[1]);
 	if (s.child < 0)
 		return setup_failed(o, errno, "cannot fork");
+	/* Only the object enters the namespaces: the supervisor need not keep them. */
+	if (o->keep_a >= 0)
+		close(o->keep_a);
+	if (o->keep_b >= 0)
+		close(o->keep_b);
 	s.pipe = p[0];
 	fcntl(s.pipe, F_SETFL, O_NONBLOCK);
 	snprintf(text, sizeof(text), "%d %d\n", (int)getpid(), (int)s.child);

@@ -47,6 +47,7 @@ struct shim_opts {
 	const char *dir;
 	int lock_fd;	  /* -1: none */
 	int status_fd;	  /* failures before the object runs are written here, -1: none */
+	int keep_a, keep_b; /* descriptors the object needs (the namespaces to enter), -1: none */
 	uint64_t wall_s;  /* 0: no wall-clock limit */
 	uint64_t grace_s; /* 0: a checkpoint request never turns into a kill */
 };

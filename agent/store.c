@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,7 +17,8 @@
 
 struct entry {
 	char digest[DIGEST_HEX_LEN + 1];
-	uint64_t size;
+	uint64_t size;	       /* the blob's, 0 while only its tree is there */
+	uint64_t tree;	       /* its unpacked tree's, 0: none */
 	uint64_t tick;	       /* larger: used more recently */
 	struct timespec mtime; /* only while loading */
 };
@@ -27,6 +30,7 @@ struct pin {
 
 struct store {
 	cas *cas;
+	char *trees; /* where artifacts are unpacked, NULL: not set */
 	uint64_t max, total, tick;
 	struct entry *e;
 	size_t n, alloc;
@@ -35,6 +39,7 @@ struct store {
 };
 
 static void evict(store *s, const char *keep);
+static void remove_tree(store *s, struct entry *e);
 
 static struct entry *find(store *s, const char *digest)
 {
@@ -200,6 +205,7 @@ void store_free(store *s)
 	if (!s)
 		return;
 	cas_free(s->cas);
+	free(s->trees);
 	free(s->e);
 	free(s->p);
 	free(s);
@@ -247,15 +253,21 @@ int store_adopt(store *s, digest_hex *out, const char *tmp, const char *expect)
 		return err_set(ERR_CORRUPT, "blob %.12s is corrupt: its content hashes to %.12s", expect,
 			       d.hex);
 	}
-	if (!e) {
+	if (!e || e->size == 0) {
 		path = cas_path(s->cas, d.hex);
 		if (!path)
 			return err_set(ERR_NOMEM, "out of memory");
 		r = stat(path, &st) < 0 ? err_errno(ERR_IO, errno, "cannot stat '%s'", path)
-					: add(s, d.hex, (uint64_t)st.st_size, NULL);
+		    : e		     ? 0
+				     : add(s, d.hex, (uint64_t)st.st_size, NULL);
 		free(path);
 		if (r < 0)
 			return r;
+		if (e) {
+			/* The tree was there without its blob. */
+			e->size = (uint64_t)st.st_size;
+			s->total += e->size;
+		}
 		e = find(s, d.hex);
 	}
 	touch(s, e);
@@ -272,6 +284,7 @@ int store_verify(store *s, const char *digest)
 	int r = cas_verify(s->cas, digest, NULL);
 
 	if (r < 0 && e && r != ERR_NOMEM && r != ERR_IO) {
+		remove_tree(s, e);
 		s->total -= e->size;
 		*e = s->e[--s->n];
 	}
@@ -327,6 +340,7 @@ static void evict(store *s, const char *keep)
 		if (path)
 			unlink(path);
 		free(path);
+		remove_tree(s, victim);
 		s->total -= victim->size;
 		*victim = s->e[--s->n];
 	}
@@ -340,4 +354,185 @@ uint64_t store_size(const store *s)
 size_t store_count(const store *s)
 {
 	return s->n;
+}
+
+/* ---- unpacked trees ---- */
+
+static char *tree_path(const store *s, const char *digest)
+{
+	return fs_join(s->trees, digest);
+}
+
+static void remove_tree(store *s, struct entry *e)
+{
+	char *path;
+
+	if (!s->trees || !e->tree)
+		return;
+	path = tree_path(s, e->digest);
+	if (path)
+		fs_rm_rf(path);
+	free(path);
+	s->total -= e->tree;
+	e->tree = 0;
+}
+
+/* nftw() has no user pointer: the walk's state, for the main thread's one walk at a time. */
+static uint64_t walk_bytes;
+static int walk_seal, walk_failed;
+
+/* Adds up a tree's bytes and, when sealing, takes every write bit away from its files. */
+static int walk_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_F) {
+		walk_bytes += (uint64_t)st->st_size;
+		if (walk_seal && chmod(path, (st->st_mode & 0555) | 0444) < 0)
+			walk_failed = errno;
+	} else if (type == FTW_D) {
+		if (walk_seal && chmod(path, 0755) < 0)
+			walk_failed = errno;
+	} else if (type == FTW_DNR || type == FTW_NS) {
+		walk_failed = EACCES;
+	}
+	return 0;
+}
+
+static int walk(const char *dir, int seal, uint64_t *bytes)
+{
+	walk_bytes = 0;
+	walk_seal = seal;
+	walk_failed = 0;
+	if (nftw(dir, walk_entry, 16, FTW_PHYS) < 0)
+		return err_errno(ERR_IO, errno, "cannot walk '%s'", dir);
+	if (walk_failed)
+		return err_errno(ERR_IO, walk_failed, "cannot seal '%s'", dir);
+	*bytes = walk_bytes;
+	return 0;
+}
+
+int store_set_trees(store *s, const char *dir)
+{
+	struct dirent *d;
+	DIR *top = NULL;
+	char *path = NULL;
+	int r;
+
+	if (s->trees)
+		return err_set(ERR_EXISTS, "the store has its trees already");
+	if ((r = fs_mkdir_p(dir, 0711)) < 0)
+		return r;
+	if (chmod(dir, 0711) < 0)
+		return err_errno(ERR_IO, errno, "cannot chmod '%s'", dir);
+	if (!(s->trees = strdup(dir)))
+		return err_set(ERR_NOMEM, "out of memory");
+	if (!(top = opendir(dir)))
+		return err_errno(ERR_IO, errno, "cannot read '%s'", dir);
+	while ((d = readdir(top)) != NULL) {
+		struct entry *e;
+		uint64_t bytes;
+
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		free(path);
+		if (!(path = fs_join(dir, d->d_name))) {
+			r = err_set(ERR_NOMEM, "out of memory");
+			break;
+		}
+		/* An unpacking that did not finish, or something that is not a tree. */
+		if (!digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
+			fs_rm_rf(path);
+			continue;
+		}
+		if (!(e = find(s, d->d_name))) {
+			if ((r = add(s, d->d_name, 0, NULL)) < 0)
+				break;
+			e = find(s, d->d_name);
+			e->tick = 0; /* first to go, unless a run pins it */
+		}
+		e->tree = bytes;
+		s->total += bytes;
+	}
+	free(path);
+	closedir(top);
+	return r;
+}
+
+const char *store_tree_dir(const store *s)
+{
+	return s->trees;
+}
+
+int store_has_tree(store *s, const char *digest)
+{
+	struct entry *e = find(s, digest);
+	char *path;
+	int ok;
+
+	if (!e || !e->tree || !(path = tree_path(s, digest)))
+		return 0;
+	ok = fs_exists(path);
+	free(path);
+	if (ok)
+		touch(s, e);
+	return ok;
+}
+
+int store_tree(store *s, char **out, const char *digest, const struct bundle_limits *lim)
+{
+	char *tmp = NULL, *path = NULL, *blob = NULL;
+	struct entry *e;
+	uint64_t bytes;
+	int r;
+
+	if (!s->trees)
+		return err_set(ERR_INVALID, "the store has no place for trees");
+	if (!digest_is_valid(digest))
+		return err_set(ERR_INVALID, "'%.70s' is not a digest", digest);
+	if (!(path = tree_path(s, digest)))
+		return err_set(ERR_NOMEM, "out of memory");
+	if (store_has_tree(s, digest)) {
+		*out = path;
+		return 0;
+	}
+	if (!store_has(s, digest)) {
+		r = err_set(ERR_NOTFOUND, "blob %.12s is not in the cache", digest);
+		goto out;
+	}
+	/* Verified once, here: the tree is then used as it is. */
+	if ((r = store_verify(s, digest)) < 0)
+		goto out;
+	if (!(blob = cas_path(s->cas, digest))) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = fs_mkdtemp(&tmp, s->trees, ".unpack")) < 0)
+		goto out;
+	if ((r = bundle_extract_file(blob, tmp, 0, lim)) < 0) {
+		r = err_prefix(r, "cannot unpack blob %.12s", digest);
+		goto out;
+	}
+	if ((r = walk(tmp, 1, &bytes)) < 0)
+		goto out;
+	fs_rm_rf(path); /* the rest of a tree whose index entry was lost */
+	if (rename(tmp, path) < 0) {
+		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	e = find(s, digest);
+	e->tree = bytes;
+	s->total += bytes;
+	evict(s, digest);
+	*out = path;
+	path = NULL;
+out:
+	if (tmp) {
+		fs_rm_rf(tmp);
+		free(tmp);
+	}
+	free(blob);
+	free(path);
+	return r;
 }

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "bundle.h"
 #include "digest.h"
 
 /*
@@ -50,10 +51,36 @@ int store_verify(store *s, const char *digest);
 int store_pin(store *s, const char *digest);
 void store_unpin(store *s, const char *digest);
 
+/*
+ * Artifacts unpacked once, shared by every run of them: dir/<digest> is
+ * the tree a blob unpacks to, owned by the agent and read-only to anyone
+ * else (directories 0755, files without write bits; dir itself 0711 so that
+ * nobody can list it). A tree counts toward the cap with its blob and goes
+ * when its blob is evicted; pin the blob for as long as a run uses the
+ * tree. store_set_trees() creates dir and indexes the trees an earlier
+ * agent left; trees whose blob is gone are indexed too, so a run taken
+ * over can still pin its tree, and are evicted like any other.
+ */
+int store_set_trees(store *s, const char *dir);
+
+/* The directory of the trees (borrowed), NULL before store_set_trees(). */
+const char *store_tree_dir(const store *s);
+
+/*
+ * The tree of a stored blob (*out: new string): unpacked with lim when
+ * there is none yet, after the blob is verified once (ERR_CORRUPT: it was
+ * dropped, fetch it again). ERR_NOTFOUND when neither tree nor blob is
+ * there. Marks it used.
+ */
+int store_tree(store *s, char **out, const char *digest, const struct bundle_limits *lim);
+
+/* Whether the blob's tree is there; marks it used when it is. */
+int store_has_tree(store *s, const char *digest);
+
 /* Deletes least recently used unpinned blobs while the total is above the cap. */
 void store_evict(store *s);
 
-/* The bytes held and the number of blobs. */
+/* The bytes held (blobs and trees) and the number of blobs. */
 uint64_t store_size(const store *s);
 size_t store_count(const store *s);
 

@@ -48,7 +48,9 @@ struct run {
 	struct object_state *objs;
 	cas *store;
 	struct source_ctx sctx;
-	char *cache_dir, *keys_dir, *logs_dir, *work_base;
+	char *cache_dir, *keys_dir, *logs_dir;
+	char *work_base;      /* made by the first build that needs it (base_lock): a cached build makes none */
+	pthread_mutex_t base_lock;
 	const char *sdk_dir;  /* NULL when not installed */
 	digest_hex sdk_id;
 	uid_t uid;
@@ -58,6 +60,20 @@ struct run {
 	pthread_mutex_t lock; /* the report and next */
 	pthread_cond_t done;
 };
+
+/* The directory build trees live in, made on first use; NULL with the error recorded. */
+static const char *work_base(struct run *run)
+{
+	const char *tmp = getenv("TMPDIR");
+	int r = 0;
+
+	pthread_mutex_lock(&run->base_lock);
+	/* Under TMPDIR, where an unprivileged build user can reach them. */
+	if (!run->work_base && (r = fs_mkdtemp(&run->work_base, tmp && *tmp ? tmp : "/tmp", "dispatch-build")) == 0)
+		chmod(run->work_base, 0711); /* build users may enter their own directories, not list others' */
+	pthread_mutex_unlock(&run->base_lock);
+	return r < 0 ? NULL : run->work_base;
+}
 
 static double now_s(void)
 {
@@ -250,7 +266,8 @@ static int prepare_source(struct run *run, size_t obj_index, const char **src)
 		 * build user: concurrent builds of other targets read it, so
 		 * one build must not be able to change what another compiles.
 		 */
-		if ((r = fs_mkdtemp(&dir, run->work_base, obj->name)) == 0 &&
+		const char *base = work_base(run);
+		if ((r = base ? fs_mkdtemp(&dir, base, obj->name) : ERR_IO) == 0 &&
 		    (r = source_materialize(&run->sctx, &obj->source, dir)) == 0 &&
 		    (r = chmod(dir, 0755) == 0 ? 0 : err_errno(ERR_IO, errno, "cannot open up '%s'", dir)) == 0)
 			os->materialized = 1;
@@ -293,6 +310,10 @@ static int build_one(struct run *run, struct build_result *res, char **failure)
 	if ((r = prepare_source(run, obj_index, &src)) < 0) {
 		*failure = strdup(err_msg());
 		return r;
+	}
+	if (!work_base(run)) {
+		r = ERR_IO;
+		goto fail;
 	}
 	if ((r = fs_mkdtemp(&work, run->work_base, "build")) < 0)
 		goto fail;
@@ -505,14 +526,14 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 
 int builder_run(struct build_report **out, const struct manifest *m, const struct builder_opts *o)
 {
-	struct run run = { .m = m, .o = o, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+	struct run run = { .m = m, .o = o, .lock = PTHREAD_MUTEX_INITIALIZER, .base_lock = PTHREAD_MUTEX_INITIALIZER,
+			   .done = PTHREAD_COND_INITIALIZER };
 	struct toolchain_set *set = NULL;
 	struct target *targets = NULL;
 	pthread_t threads[JOBS_MAX];
 	size_t ntargets = 0;
 	int jobs = o->jobs > 0 ? o->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN), started = 0, r;
 	double t0 = now_s();
-	const char *tmp = getenv("TMPDIR");
 
 	if (jobs > JOBS_MAX)
 		jobs = JOBS_MAX;
@@ -541,11 +562,6 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 	run.sdk_dir = o->sdk_dir ? o->sdk_dir : builder_default_sdk_dir();
 	if (tree_digest(&run.sdk_id, run.sdk_dir, 1000, 16 << 20) < 0)
 		run.sdk_dir = NULL; /* objects that ask for it fail with a clear message */
-	/* Build trees live under TMPDIR, where an unprivileged build user can reach them. */
-	if ((r = fs_mkdtemp(&run.work_base, tmp && *tmp ? tmp : "/tmp", "dispatch-build")) < 0)
-		goto out;
-	/* Build users may enter their own directories but not list their neighbours'. */
-	chmod(run.work_base, 0711);
 	if ((r = toolchain_set_load(&set, o->toolchains_dir ? o->toolchains_dir : toolchain_default_dir())) < 0 ||
 	    (r = select_targets(&targets, &ntargets, set, o, run.cache_dir)) < 0)
 		goto out;

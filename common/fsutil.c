@@ -112,13 +112,13 @@ int fs_commit(const char *tmp, const char *path)
 	return r;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Writes data to a new temporary file next to path; *tmp gets its name. */
+static int write_tmp(char tmp[PATH_MAX], const char *path, const void *data, size_t len, mode_t mode, int sync)
 {
-	char tmp[PATH_MAX];
 	const char *p = data;
 	int fd, r = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path) >= PATH_MAX)
 		return err_set(ERR_INVALID, "path too long: '%s'", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
@@ -129,33 +129,51 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 			if (errno == EINTR)
 				continue;
 			r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-			goto fail;
+			goto out;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0))
 		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
+out:
+	if (close(fd) < 0 && r == 0)
+		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX], *dir;
+	int r;
+
+	if ((r = write_tmp(tmp, path, data, len, mode, 1)) < 0)
+		return r;
 	if (rename(tmp, path) < 0) {
 		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
-		goto fail;
+		unlink(tmp);
+		return r;
 	}
-	{
-		char *dir = dir_of(path);
-		if (!dir)
-			return err_set(ERR_NOMEM, "out of memory");
-		r = fs_fsync_dir(dir);
-		free(dir);
-	}
+	if (!(dir = dir_of(path)))
+		return err_set(ERR_NOMEM, "out of memory");
+	r = fs_fsync_dir(dir);
+	free(dir);
 	return r;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+}
+
+int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int r;
+
+	if ((r = write_tmp(tmp, path, data, len, mode, 0)) < 0)
+		return r;
+	if (rename(tmp, path) < 0) {
+		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
+		unlink(tmp);
+	}
 	return r;
 }
 

@@ -17,6 +17,15 @@ int fs_read_file(struct buf *out, const char *path, size_t max);
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/*
+ * Like fs_write_atomic() without the fsyncs: a temporary file renamed over
+ * path. Readers, and a process started after this one crashed, see the old
+ * or the new contents; after a power loss either may be lost. For files
+ * that only have to survive the process (a machine that goes down takes
+ * what they describe with it).
+ */
+int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Renames tmp to path and fsyncs both the file and the directory. */
 int fs_commit(const char *tmp, const char *path);
 

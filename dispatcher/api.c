@@ -357,10 +357,7 @@ static void agent_messages(struct core *c, struct http_req *req)
 	if (wait > LONG_POLL_MAX_S)
 		wait = LONG_POLL_MAX_S;
 	node_seen(c, req->node);
-	if (store_int(c->db, 0, "SELECT COUNT(*) FROM messages WHERE node = ? AND seq <= ?", "ii", req->node,
-		      (int64_t)after))
-		store_run(c->db, NULL, "DELETE FROM messages WHERE node = ? AND seq <= ?", "ii", req->node,
-			  (int64_t)after);
+	core_acked(c, req->node, (int64_t)after);
 	store_rows(c->db, &rows, "SELECT seq, body FROM messages WHERE node = ? AND seq > ? ORDER BY seq LIMIT 100",
 		   "ii", req->node, (int64_t)after);
 	if (json_array_size(rows) == 0 && wait > 0 && !req->resumed) {
@@ -583,7 +580,10 @@ static void fork_instance(struct core *c, struct http_req *req)
 	first = store_int(c->db, 0, "SELECT MAX(fork_index) FROM instances WHERE job = ? AND object = ?", "is",
 			  json_integer_value(json_object_get(inst, "job")), json_string_value(json_object_get(inst, "object"))) + 1;
 	ids = json_array();
-	store_begin(c->db);
+	if (store_begin(c->db) < 0) {
+		http_reply_error(req, 500, "%s", err_msg());
+		goto out;
+	}
 	snprintf(detail, sizeof(detail), "forked from %s", req->args[0]);
 	for (int64_t k = 0; k < n; k++) {
 		int64_t nid = 0;

@@ -34,6 +34,7 @@ struct core {
 	struct waiter *waiters; /* suspended long polls, by node */
 	int build_wanted;       /* a job needs (more) builds */
 	double *seen;           /* last time each node id was heard from, not yet in the store */
+	int64_t *acked;         /* messages each node id acknowledged, not yet deleted */
 	size_t nseen;
 	int stopping;
 };
@@ -54,6 +55,13 @@ void core_history(struct core *c, int64_t instance, const char *event, int64_t n
  */
 void core_seen(struct core *c, int64_t node, double when);
 void core_seen_flush(struct core *c);
+
+/*
+ * A node acknowledged its messages up to seq. Deleting them is cleanup,
+ * not state (a poll only ever returns messages above its "after"), so it
+ * waits for core_seen_flush() instead of costing an fsync per poll.
+ */
+void core_acked(struct core *c, int64_t node, int64_t seq);
 
 /* Writes 64 hex characters of fresh randomness (a token) into out[65]. */
 int core_token(char out[65]);

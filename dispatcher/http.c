@@ -38,6 +38,9 @@ struct ctx {
 	int too_large;
 	int suspended;
 	struct waiter w;
+	int defer;		     /* replies wait in resp until the request's transaction commits */
+	struct MHD_Response *resp;
+	unsigned status;
 };
 
 struct http_server {
@@ -119,13 +122,60 @@ int http_waiting(struct core *c)
 
 static void queue(struct http_req *req, unsigned status, struct MHD_Response *resp, const char *type)
 {
+	struct ctx *x = req->priv;
+
 	if (!resp)
 		return;
 	if (type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_queue_response(req->conn, status, resp);
-	MHD_destroy_response(resp);
+	if (x->defer && !x->resp) {
+		x->resp = resp;
+		x->status = status;
+	} else {
+		MHD_queue_response(req->conn, status, resp);
+		MHD_destroy_response(resp);
+	}
 	req->replied = 1;
+}
+
+/*
+ * Runs the route's handler in one transaction: everything a request
+ * changes costs one fsync, and its reply goes out only once that is
+ * durable (a reply that says a job was accepted or an event recorded
+ * must not be taken back by a crash). A failed commit turns the reply
+ * into a 500.
+ */
+static void run_handler(struct http_server *s, struct ctx *x)
+{
+	struct core *c = s->c;
+	int tx;
+
+	core_lock(c);
+	tx = store_begin(c->db) == 0;
+	x->defer = 1;
+	x->route->fn(c, &x->req);
+	x->defer = 0;
+	/* A level the handler left open would keep every later request from committing. */
+	while (tx && store_depth(c->db) > 1) {
+		log_error("%s %s: a transaction was left open: rolled back", x->req.method, x->req.url);
+		store_rollback(c->db);
+	}
+	if (tx && store_commit(c->db) < 0) {
+		log_error("%s %s: %s", x->req.method, x->req.url, err_msg());
+		store_rollback(c->db);
+		if (x->resp) {
+			MHD_destroy_response(x->resp);
+			x->resp = NULL;
+			x->req.replied = 0;
+			http_reply_error(&x->req, 500, "the store cannot commit: %s", err_msg());
+		}
+	}
+	if (x->resp) {
+		MHD_queue_response(x->req.conn, x->status, x->resp);
+		MHD_destroy_response(x->resp);
+		x->resp = NULL;
+	}
+	core_unlock(c);
 }
 
 void http_reply_json(struct http_req *req, unsigned status, json_t *body)
@@ -383,9 +433,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		x->req.file = x->tmp;
 		x->req.file_size = x->size;
 	}
-	core_lock(s->c);
-	x->route->fn(s->c, &x->req);
-	core_unlock(s->c);
+	run_handler(s, x);
 	if (!x->req.replied && !x->suspended)
 		http_reply_error(&x->req, 500, "internal error: no reply");
 	return MHD_YES;

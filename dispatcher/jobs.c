@@ -247,7 +247,8 @@ static void fail_unbuildable(struct core *c, int64_t job)
 static void record(struct core *c, int64_t job, const struct manifest *m, const struct build_report *rep,
 		   char targets[][96], size_t ntargets)
 {
-	store_begin(c->db);
+	int in_tx = store_begin(c->db) == 0;
+
 	for (size_t i = 0; i < rep->count; i++) {
 		const struct build_result *r = &rep->results[i];
 		int ok = r->state == BUILD_BUILT || r->state == BUILD_CACHED;
@@ -267,9 +268,11 @@ static void record(struct core *c, int64_t job, const struct manifest *m, const 
 				  colon + 1);
 		}
 	store_run(c->db, NULL, "UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'building'", "i", job);
-	if (store_commit(c->db) < 0)
-		store_rollback(c->db);
 	fail_unbuildable(c, job);
+	/* Placed in the same transaction: a job's builds and its first starts cost one fsync. */
+	sched_pass(c);
+	if (in_tx && store_commit(c->db) < 0)
+		store_rollback(c->db);
 }
 
 static void build_job(struct core *c, struct toolchain_set *set, int64_t job, const char *dir)

@@ -94,8 +94,12 @@ static void *timer_thread(void *arg)
 		now = core_now();
 		http_resume_expired(c, now);
 		if (now - last_check >= 1.0) {
+			/* One transaction for the pass: one fsync at most. */
+			int tx = store_begin(c->db) == 0;
 			sched_check_nodes(c, now);
 			balance_pass(c);
+			if (tx && store_commit(c->db) < 0)
+				store_rollback(c->db);
 			last_check = now;
 		}
 		core_unlock(c);
@@ -223,10 +227,12 @@ int main(int argc, char **argv)
 	http_stop(srv);
 	pthread_join(timer, NULL);
 	pthread_join(builder, NULL);
+	core_seen_flush(&c);
 	rc = 0;
 out:
 	store_free(c.db);
 	free(c.seen);
+	free(c.acked);
 	cas_free(c.blobs);
 	free(c.cache_dir);
 	free(c.jobs_dir);

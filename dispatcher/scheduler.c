@@ -100,85 +100,119 @@ static json_t *free_nodes(struct core *c)
 	return nodes;
 }
 
+#define PENDING_BATCH 32 /* pending instances read at a time, beyond the free slots */
+
+/* Tries to place one pending instance; 1 when it was started on a node (whose "running" then counts it). */
+static int place(struct core *c, json_t *inst, json_t *nodes)
+{
+	int64_t job = json_integer_value(json_object_get(inst, "job"));
+	const char *object = json_string_value(json_object_get(inst, "object"));
+	int64_t want_node = json_integer_value(json_object_get(inst, "want_node"));
+	const char *want_isa = json_string_value(json_object_get(inst, "want_isa"));
+	json_t *chosen = NULL, *built = NULL, *meta = NULL, *node;
+	const char *level = NULL;
+	double best_ratio = 1e300;
+	int placed = 0;
+	size_t j;
+
+	/* The least loaded eligible node (running per core), first in id order on ties. */
+	json_array_foreach(nodes, j, node) {
+		const char *isa = json_string_value(json_object_get(node, "isa"));
+		int64_t running = json_integer_value(json_object_get(node, "running"));
+		int64_t cores = json_integer_value(json_object_get(node, "cores"));
+		double ratio = (double)running / (double)(cores > 0 ? cores : 1);
+		json_t *nb = NULL;
+		const char *lv;
+		if (running >= cores || ratio >= best_ratio)
+			continue;
+		if (want_node && json_integer_value(json_object_get(node, "id")) != want_node)
+			continue;
+		if (want_isa && strcmp(want_isa, isa))
+			continue;
+		store_rows(c->db, &nb,
+			   "SELECT level, digest FROM builds WHERE job = ? AND object = ? AND isa = ? "
+			   "AND status = 'ok'", "iss", job, object, isa);
+		lv = sched_best_level(json_string_value(json_object_get(node, "levels")), nb);
+		if (!lv) {
+			json_decref(nb);
+			continue;
+		}
+		json_decref(built);
+		built = nb;
+		level = lv;
+		chosen = node;
+		best_ratio = ratio;
+	}
+	if (chosen) {
+		const char *artifact = NULL;
+		size_t k;
+		json_t *b;
+		json_array_foreach(built, k, b)
+			if (!strcmp(json_string_value(json_object_get(b, "level")), level))
+				artifact = json_string_value(json_object_get(b, "digest"));
+		store_row(c->db, &meta, "SELECT entry, args, checkpoint_s FROM objects WHERE job = ? AND name = ?",
+			  "is", job, object);
+		if (meta) {
+			json_object_set(inst, "checkpoint_s", json_object_get(meta, "checkpoint_s"));
+			json_object_set_new(inst, "entry", json_incref(json_object_get(meta, "entry")));
+			json_object_set_new(inst, "args", json_loads(json_string_value(json_object_get(meta, "args")), 0, NULL));
+		}
+		if (!artifact || start_instance(c, inst, chosen, level, artifact) < 0) {
+			log_warn("cannot start instance i-%lld: %s", (long long)json_integer_value(json_object_get(inst, "id")),
+				 artifact ? err_msg() : "no artifact");
+		} else {
+			json_object_set_new(chosen, "running",
+					    json_integer(json_integer_value(json_object_get(chosen, "running")) + 1));
+			placed = 1;
+		}
+	}
+	json_decref(meta);
+	json_decref(built);
+	return placed;
+}
+
+/*
+ * Pending instances are read in id order, a batch at a time, only while
+ * some node has a free slot: a pass costs what it places (plus the
+ * instances it has to pass over), not the length of the queue, so the
+ * events of a job of n instances do not add up to n^2 work.
+ */
 void sched_pass(struct core *c)
 {
-	json_t *pending = NULL, *nodes = NULL, *inst;
+	json_t *pending = NULL, *nodes = NULL, *inst, *node;
+	int64_t free_slots = 0, last = 0;
+	int tx = 0;
 	size_t i;
 
-	if (store_rows(c->db, &pending,
-		       "SELECT i.id, i.job, i.object, i.generation, i.fork_index, i.state_digest, i.want_node, "
-		       "       i.want_isa FROM instances i JOIN jobs j ON j.id = i.job "
-		       "WHERE i.state = 'pending' AND i.hold = 0 ORDER BY i.id", NULL) < 0)
+	if (!(nodes = free_nodes(c)))
 		return;
-	if (json_array_size(pending) == 0 || !(nodes = free_nodes(c)))
-		goto out;
-	if (store_begin(c->db) < 0)
-		goto out;
-	json_array_foreach(pending, i, inst) {
-		int64_t job = json_integer_value(json_object_get(inst, "job"));
-		const char *object = json_string_value(json_object_get(inst, "object"));
-		int64_t want_node = json_integer_value(json_object_get(inst, "want_node"));
-		const char *want_isa = json_string_value(json_object_get(inst, "want_isa"));
-		json_t *chosen = NULL, *built = NULL, *meta = NULL, *node;
-		const char *level = NULL;
-		size_t j;
-
-		/* The least loaded eligible node (running per core), first in id order on ties. */
-		double best_ratio = 1e300;
-		json_array_foreach(nodes, j, node) {
-			const char *isa = json_string_value(json_object_get(node, "isa"));
-			int64_t running = json_integer_value(json_object_get(node, "running"));
-			int64_t cores = json_integer_value(json_object_get(node, "cores"));
-			double ratio = (double)running / (double)(cores > 0 ? cores : 1);
-			json_t *nb = NULL;
-			const char *lv;
-			if (running >= cores || ratio >= best_ratio)
-				continue;
-			if (want_node && json_integer_value(json_object_get(node, "id")) != want_node)
-				continue;
-			if (want_isa && strcmp(want_isa, isa))
-				continue;
-			store_rows(c->db, &nb,
-				   "SELECT level, digest FROM builds WHERE job = ? AND object = ? AND isa = ? "
-				   "AND status = 'ok'", "iss", job, object, isa);
-			lv = sched_best_level(json_string_value(json_object_get(node, "levels")), nb);
-			if (!lv) {
-				json_decref(nb);
-				continue;
-			}
-			json_decref(built);
-			built = nb;
-			level = lv;
-			chosen = node;
-			best_ratio = ratio;
-		}
-		if (chosen) {
-			const char *artifact = NULL;
-			size_t k;
-			json_t *b;
-			json_array_foreach(built, k, b)
-				if (!strcmp(json_string_value(json_object_get(b, "level")), level))
-					artifact = json_string_value(json_object_get(b, "digest"));
-			store_row(c->db, &meta, "SELECT entry, args, checkpoint_s FROM objects WHERE job = ? AND name = ?",
-				  "is", job, object);
-			if (meta) {
-				json_object_set(inst, "checkpoint_s", json_object_get(meta, "checkpoint_s"));
-				json_object_set_new(inst, "entry", json_incref(json_object_get(meta, "entry")));
-				json_object_set_new(inst, "args", json_loads(json_string_value(json_object_get(meta, "args")), 0, NULL));
-			}
-			if (!artifact || start_instance(c, inst, chosen, level, artifact) < 0)
-				log_warn("cannot start instance i-%lld: %s", (long long)json_integer_value(json_object_get(inst, "id")),
-					 artifact ? err_msg() : "no artifact");
-			else
-				json_object_set_new(chosen, "running",
-						    json_integer(json_integer_value(json_object_get(chosen, "running")) + 1));
-		}
-		json_decref(meta);
-		json_decref(built);
+	json_array_foreach(nodes, i, node) {
+		int64_t room = json_integer_value(json_object_get(node, "cores")) -
+			       json_integer_value(json_object_get(node, "running"));
+		free_slots += room > 0 ? room : 0;
 	}
-	if (store_commit(c->db) < 0)
-		store_rollback(c->db);
+	if (free_slots == 0 || store_begin(c->db) < 0)
+		goto out;
+	tx = 1;
+	while (free_slots > 0) {
+		json_decref(pending);
+		pending = NULL;
+		if (store_rows(c->db, &pending,
+			       "SELECT i.id, i.job, i.object, i.generation, i.fork_index, i.state_digest, i.want_node, "
+			       "       i.want_isa FROM instances i JOIN jobs j ON j.id = i.job "
+			       "WHERE i.state = 'pending' AND i.hold = 0 AND i.id > ? ORDER BY i.id LIMIT ?", "ii",
+			       last, free_slots + PENDING_BATCH) < 0 ||
+		    json_array_size(pending) == 0)
+			break;
+		json_array_foreach(pending, i, inst) {
+			last = json_integer_value(json_object_get(inst, "id"));
+			if (place(c, inst, nodes) && --free_slots == 0)
+				break;
+		}
+	}
 out:
+	if (tx && store_commit(c->db) < 0)
+		store_rollback(c->db);
 	json_decref(pending);
 	json_decref(nodes);
 }
@@ -368,7 +402,7 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 	json_t *gen = json_object_get(body, "generation"), *events = json_object_get(body, "events");
 	json_t *inst = NULL, *ev;
 	unsigned status = 200;
-	int64_t id = 0;
+	int64_t id = 0, job;
 	size_t i;
 
 	if (parse_id(iid, 'i', &id) < 0 || !json_is_integer(gen) || !json_is_array(events)) {
@@ -396,6 +430,7 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 		snprintf(err, errlen, "store unavailable");
 		return 500;
 	}
+	job = json_integer_value(json_object_get(inst, "job"));
 	json_array_foreach(events, i, ev) {
 		if (!json_is_object(ev)) {
 			snprintf(err, errlen, "events[%zu]: expected an object", i);
@@ -412,12 +447,17 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 		if (!inst)
 			break;
 	}
-	if (status == 200 && store_commit(c->db) == 0) {
-		sched_job_state(c, store_int(c->db, 0, "SELECT job FROM instances WHERE id = ?", "i", id));
+	/* The job's state and the placements a freed slot allows go in the same transaction: one fsync. */
+	if (status == 200) {
+		sched_job_state(c, job);
 		sched_pass(c);
-	} else {
-		store_rollback(c->db);
+		if (store_commit(c->db) < 0) {
+			snprintf(err, errlen, "%s", err_msg());
+			status = 500;
+		}
 	}
+	if (status != 200)
+		store_rollback(c->db);
 	json_decref(inst);
 	return status;
 }
@@ -450,7 +490,10 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 	if (store_rows(c->db, &mine, "SELECT id, generation, isa FROM instances WHERE node = ? AND state = "
 		       "'running'", "i", node) < 0)
 		return;
-	store_begin(c->db);
+	if (store_begin(c->db) < 0) {
+		json_decref(mine);
+		return;
+	}
 	json_array_foreach(mine, i, m) {
 		int64_t id = json_integer_value(json_object_get(m, "id"));
 		int found = 0;
@@ -464,7 +507,8 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 				     "the agent restarted without it; continuing from the last checkpoint");
 		}
 	}
-	store_commit(c->db);
+	if (store_commit(c->db) < 0)
+		store_rollback(c->db);
 	json_decref(mine);
 }
 
@@ -477,7 +521,8 @@ void sched_check_nodes(struct core *c, double now)
 	if (store_rows(c->db, &lost, "SELECT id, name FROM nodes WHERE state = 'up' AND last_seen < ?", "d",
 		       now - c->ttl_s) < 0 || json_array_size(lost) == 0)
 		goto out;
-	store_begin(c->db);
+	if (store_begin(c->db) < 0)
+		goto out;
 	json_array_foreach(lost, i, n) {
 		int64_t id = json_integer_value(json_object_get(n, "id"));
 		log_warn("node n-%lld ('%s') sent no heartbeat for %.0f s: declared lost", (long long)id,
@@ -495,7 +540,8 @@ void sched_check_nodes(struct core *c, double now)
 				     "node lost; continuing from the last checkpoint");
 		}
 	}
-	store_commit(c->db);
+	if (store_commit(c->db) < 0)
+		store_rollback(c->db);
 	sched_pass(c);
 out:
 	json_decref(insts);
@@ -504,21 +550,26 @@ out:
 
 void sched_job_state(struct core *c, int64_t job)
 {
-	int64_t total = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ?", "i", job);
-	int64_t done = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state = 'done'", "i", job);
-	int64_t failed = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state = 'failed'", "i", job);
-	int64_t active = store_int(c->db, 0, "SELECT COUNT(*) FROM instances WHERE job = ? AND state IN "
-				   "('pending', 'starting', 'running', 'checkpointed')", "i", job);
+	json_t *n = NULL;
+	int64_t total, done, failed, active;
 	const char *state = NULL;
 
-	if (store_int(c->db, 0, "SELECT COUNT(*) FROM jobs WHERE id = ? AND state = 'cancelled'", "i", job))
+	if (store_row(c->db, &n, "SELECT COUNT(*) AS total, SUM(state = 'done') AS done, SUM(state = 'failed') "
+		      "AS failed, SUM(state IN ('pending', 'starting', 'running', 'checkpointed')) AS active "
+		      "FROM instances WHERE job = ?", "i", job) < 0)
 		return;
+	total = json_integer_value(json_object_get(n, "total"));
+	done = json_integer_value(json_object_get(n, "done"));
+	failed = json_integer_value(json_object_get(n, "failed"));
+	active = json_integer_value(json_object_get(n, "active"));
+	json_decref(n);
 	if (total > 0 && done == total)
 		state = "done";
 	else if (failed > 0 && active == 0)
 		state = "failed";
 	if (state)
-		store_run(c->db, NULL, "UPDATE jobs SET state = ? WHERE id = ?", "si", state, job);
+		store_run(c->db, NULL, "UPDATE jobs SET state = ? WHERE id = ? AND state NOT IN ('cancelled', ?)", "sis",
+			  state, job, state);
 }
 
 int sched_cancel_job(struct core *c, int64_t job)
@@ -530,7 +581,10 @@ int sched_cancel_job(struct core *c, int64_t job)
 	if ((r = store_rows(c->db, &active, "SELECT id, node, generation, isa, state FROM instances WHERE job = ? "
 			    "AND state IN ('pending', 'starting', 'running', 'checkpointed')", "i", job)) < 0)
 		return r;
-	store_begin(c->db);
+	if ((r = store_begin(c->db)) < 0) {
+		json_decref(active);
+		return r;
+	}
 	json_array_foreach(active, i, in) {
 		int64_t id = json_integer_value(json_object_get(in, "id"));
 		int64_t node = json_integer_value(json_object_get(in, "node"));
@@ -548,7 +602,8 @@ int sched_cancel_job(struct core *c, int64_t job)
 		core_history(c, id, "cancelled", node, json_string_value(json_object_get(in, "isa")), NULL);
 	}
 	store_run(c->db, NULL, "UPDATE jobs SET state = 'cancelled' WHERE id = ?", "i", job);
-	r = store_commit(c->db);
+	if ((r = store_commit(c->db)) < 0)
+		store_rollback(c->db);
 	json_decref(active);
 	return r;
 }

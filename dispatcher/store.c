@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +10,20 @@
 
 #include "error.h"
 
+#define STMT_CACHE 96 /* the dispatcher has fewer distinct statements than this */
+
+/* A prepared statement kept for its SQL text, which callers pass as string literals. */
+struct cached {
+	const char *sql;
+	sqlite3_stmt *st;
+};
+
 struct store {
 	sqlite3 *db;
+	struct cached cache[STMT_CACHE];
+	size_t ncache;
+	int depth;	  /* open transaction levels: 0 none, 1 BEGIN, more: savepoints */
+	uint64_t commits; /* transactions written to the WAL */
 };
 
 static const char schema[] =
@@ -30,6 +43,7 @@ static const char schema[] =
 
 	"  created REAL NOT NULL, started REAL, finished REAL);"
 	"CREATE INDEX IF NOT EXISTS instances_state ON instances(state);"
+	"CREATE INDEX IF NOT EXISTS instances_job ON instances(job, state);"
 	"CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, instance INTEGER NOT NULL,"
 	"  time REAL NOT NULL, event TEXT NOT NULL, node INTEGER, isa TEXT, detail TEXT);"
 	"CREATE INDEX IF NOT EXISTS history_instance ON history(instance);"
@@ -54,6 +68,22 @@ static const char *const migrations[] = {
 	"ALTER TABLE objects ADD COLUMN checkpoint_s INTEGER NOT NULL DEFAULT 0",
 	"ALTER TABLE instances ADD COLUMN placed_at REAL",
 };
+
+#define CHECKPOINT_PAGES 1000 /* SQLite's default for wal_autocheckpoint */
+
+/*
+ * Called after every transaction that wrote to the WAL. Installing it
+ * replaces SQLite's auto-checkpoint hook, so it checkpoints as that one does.
+ */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+	store *s = ud;
+
+	s->commits++;
+	if (pages >= CHECKPOINT_PAGES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
 
 static int db_fail(store *s, const char *what)
 {
@@ -82,6 +112,7 @@ int store_open(store **out, const char *path)
 		sqlite3_free(msg);
 		goto out;
 	}
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	/* A column that exists already makes ALTER fail: that is the expected case. */
 	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++)
 		sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL);
@@ -96,29 +127,115 @@ void store_free(store *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].st);
 	sqlite3_close(s->db);
 	free(s);
 }
 
+/* Runs "VERB spN" for the savepoint of level n. */
+static int savepoint(store *s, const char *verb, int n)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "%s sp%d", verb, n);
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, verb);
+}
+
 int store_begin(store *s)
 {
-	return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "begin");
+	int r;
+
+	if (s->depth > 0)
+		r = savepoint(s, "SAVEPOINT", s->depth);
+	else
+		r = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "begin");
+	if (r == 0)
+		s->depth++;
+	return r;
 }
 
 int store_commit(store *s)
 {
-	return sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s, "commit");
+	if (s->depth > 1) {
+		int r = savepoint(s, "RELEASE", s->depth - 1);
+		if (r == 0)
+			s->depth--;
+		return r;
+	}
+	if (s->depth == 0)
+		return err_set(ERR_INVALID, "store: commit without a transaction");
+	/* A failed COMMIT leaves the transaction open: the caller rolls it back. */
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "commit");
+	s->depth = 0;
+	return 0;
 }
 
 void store_rollback(store *s)
 {
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (s->depth > 1) {
+		/* ROLLBACK TO keeps the savepoint open: release it too. */
+		savepoint(s, "ROLLBACK TO", s->depth - 1);
+		savepoint(s, "RELEASE", s->depth - 1);
+		s->depth--;
+	} else if (s->depth == 1) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->depth = 0;
+	}
 }
 
+int store_in_transaction(const store *s)
+{
+	return s->depth > 0;
+}
+
+int store_depth(const store *s)
+{
+	return s->depth;
+}
+
+uint64_t store_commits(const store *s)
+{
+	return s->commits;
+}
+
+/* A statement prepared earlier for the same text, reset; NULL when there is none. */
+static sqlite3_stmt *cached(store *s, const char *sql)
+{
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].sql == sql && !strcmp(sqlite3_sql(s->cache[i].st), sql)) {
+			sqlite3_reset(s->cache[i].st);
+			sqlite3_clear_bindings(s->cache[i].st);
+			return s->cache[i].st;
+		}
+	return NULL;
+}
+
+/* Done with a statement from prepare(): kept (reset on next use) when cached, else finalized. */
+static void release(store *s, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].st == st) {
+			sqlite3_reset(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Parsing and planning a statement costs more than running most of them:
+ * each SQL text is prepared once and kept (statements run one at a time,
+ * under the core lock, so one copy each is enough).
+ */
 static int prepare(store *s, sqlite3_stmt **st, const char *sql, const char *fmt, va_list ap)
 {
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-		return db_fail(s, "prepare");
+	if (!(*st = cached(s, sql))) {
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+			return db_fail(s, "prepare");
+		if (s->ncache < STMT_CACHE)
+			s->cache[s->ncache++] = (struct cached){sql, *st};
+	}
 	for (int i = 0; fmt && fmt[i]; i++) {
 		int rc = SQLITE_OK;
 		switch (fmt[i]) {
@@ -132,9 +249,10 @@ static int prepare(store *s, sqlite3_stmt **st, const char *sql, const char *fmt
 		default: rc = SQLITE_MISUSE; break;
 		}
 		if (rc != SQLITE_OK) {
-			sqlite3_finalize(*st);
+			int r = db_fail(s, "bind");
+			release(s, *st);
 			*st = NULL;
-			return db_fail(s, "bind");
+			return r;
 		}
 	}
 	return 0;
@@ -157,7 +275,7 @@ int store_run(store *s, int64_t *rowid, const char *sql, const char *fmt, ...)
 		r = db_fail(s, "step");
 	else if (rowid)
 		*rowid = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -189,10 +307,10 @@ static int rows_v(store *s, json_t **out, int limit, const char *sql, const char
 	}
 	if ((limit == 0 || n < limit) && rc != SQLITE_DONE) {
 		json_decref(arr);
-		sqlite3_finalize(st);
+		release(s, st);
 		return db_fail(s, "step");
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	*out = arr;
 	return 0;
 }
@@ -242,6 +360,6 @@ int64_t store_int(store *s, int64_t dflt, const char *sql, const char *fmt, ...)
 		return dflt;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	release(s, st);
 	return v;
 }

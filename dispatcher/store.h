@@ -17,9 +17,30 @@ typedef struct store store;
 int store_open(store **out, const char *path);
 void store_free(store *s);
 
+/*
+ * Transactions nest: the outermost store_begin() is BEGIN IMMEDIATE and
+ * its store_commit() the COMMIT (one fsync of the WAL); inner ones are
+ * savepoints, so that a function that groups its own writes can run alone
+ * or inside its caller's transaction (an HTTP request, an event, a pass of
+ * the timer) and the caller's whole work costs one fsync. store_rollback()
+ * undoes the innermost level only. A failed store_begin() opens no level:
+ * its caller must not commit or roll back.
+ */
 int store_begin(store *s);
 int store_commit(store *s);
 void store_rollback(store *s);
+
+/* Whether a transaction is open. */
+int store_in_transaction(const store *s);
+
+/* Open levels: 0 none, 1 the transaction, more: savepoints inside it. */
+int store_depth(const store *s);
+
+/*
+ * Transactions that wrote to the WAL so far, autocommitted statements
+ * included: each one is an fsync with synchronous=FULL. For tests.
+ */
+uint64_t store_commits(const store *s);
 
 /*
  * Runs one statement. fmt has one character per '?' parameter:

@@ -40,13 +40,17 @@ finish() { # job: wait for it, then report generations and 'lost' events
 	cluster_cli status "$1" --json >"$CW/$1.json"
 }
 
-# This cluster's objects and their supervisors (other clusters may run on the machine).
-pids_of_objects() { pgrep -f "$CW/agent-[^ ]*/inst/[^ ]*/bin/walk" | sort | tr '\n' ' '; }
+# Supervisors and objects of this cluster only (other runs may be going on on this machine): the
+# supervisor's --dir and the object's executable (its run's bin/ or the agent's unpacked tree) are in $CW.
+pids_of_objects() { pgrep -f "$CW/.*/walk" | sort | tr '\n' ' '; }
+# Two objects and their two supervisors at least, or the comparisons below would prove nothing.
+check_found() { check "$1: its objects are found" "$(wc -w <<<"$2" | awk '{ print ($1 >= 4) ? "yes" : "no: " $1 }')" yes; }
 
 # 1. dispatchd killed with -9 in the middle of the run, restarted 3 s later.
 job=$(slow_job)
 wait_running "$job"
 before=$(pids_of_objects)
+check_found "kill -9 of dispatchd" "$before"
 pid=$(cat "$CW/dispatchd.pid")
 kill -9 "$pid"
 sleep 3
@@ -62,6 +66,7 @@ check "kill -9 of dispatchd: no instance was started again (generation 1)" \
 job=$(slow_job)
 wait_running "$job"
 before=$(pids_of_objects)
+check_found "outage" "$before"
 net_link disp down
 sleep 8
 check "objects keep running through the outage" "$(pids_of_objects)" "$before"
@@ -74,6 +79,7 @@ check "outage: no instance was started again" "$(jq_ 'max(i["generation"] for i 
 job=$(slow_job)
 wait_running "$job"
 before=$(pids_of_objects)
+check_found "agent restart" "$before"
 pid=$(cat "$CW/agent-x86_64.pid")
 kill -9 "$pid"
 sleep 2

@@ -103,6 +103,10 @@ check_lt "warm: the build takes no time" "$SECS" 5
 check_eq "warm: same digests as the cold build" \
 	"$(jpy "$WORK/cold.out" "sorted(r['object'] + r['target'] + r['digest'] + r['key'] for r in d)")" \
 	"$(jpy "$WORK/warm.out" "sorted(r['object'] + r['target'] + r['digest'] + r['key'] for r in d)")"
+# A warm build makes no build directory (a file system operation on the way to every start): it
+# works with a TMPDIR that does not exist.
+TMPDIR=$WORK/no-such-dir d "$WORK/warm-notmp" build "$manifest" --cache "$CACHE" --toolchains "$tc" "${targets[@]}"
+check_eq "warm: no build directory is made (TMPDIR missing)" 0 "$RC"
 d "$WORK/warm-plain" build "$manifest" --cache "$CACHE" --toolchains "$tc" "${targets[@]}"
 check_eq "warm: the plain build exits 0" 0 "$RC"
 check_contains "warm: the plain summary says 0 built, 6 cached" "$(cat "$WORK/warm-plain.out")" "6 artifacts: 0 built, 6 cached, 0 failed"

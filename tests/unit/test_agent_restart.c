@@ -42,6 +42,7 @@ struct fixture {
 	char *inst;
 	char *outbox; /* WORK/outbox.json */
 	struct run_config cfg;
+	uint64_t cache_max; /* 0: 1 GiB */
 };
 
 /*
@@ -151,10 +152,15 @@ static void agent_open(struct fixture *f, struct agent *a, int crash_after_save)
 
 	memset(a, 0, sizeof(*a));
 	a->f = f;
+
 	a->crash_after_save = crash_after_save;
-	if (store_open(&a->st, cache, 1u << 30) < 0 || outbox_new(&a->ob, a->st) < 0 ||
+	char *trees = fs_join(f->dir, "unpacked");
+
+	if (store_open(&a->st, cache, f->cache_max ? f->cache_max : 1u << 30) < 0 ||
+	    (f->cfg.drop && store_set_trees(a->st, trees) < 0) || outbox_new(&a->ob, a->st) < 0 ||
 	    outbox_load(a->ob, f->outbox, &cursors) < 0)
 		fail_msg("%s", err_msg());
+	free(trees);
 	env = (struct instances_env){
 	    .st = a->st, .ob = a->ob, .rc = &f->cfg, .report = on_report, .persist = persist, .ud = a};
 	assert_int_equal(instances_new(&a->inst, &env), 0);
@@ -658,6 +664,63 @@ static void test_restart__unstarted_directory_is_removed(void **state)
 	free(gone);
 }
 
+/*
+ * Objects that run as another user share one read-only tree per artifact,
+ * unpacked once: a run's directory holds no copy. A run taken over after a
+ * restart keeps the tree pinned (instance.json names its blob), so the
+ * cache cannot take it away under the object; it goes once no run uses it.
+ */
+static void test_restart__runs_share_one_tree_kept_while_they_run(void **state)
+{
+	struct fixture *f = *state;
+	char *tree, *tree_exe, *inst_bin, *trees = fs_join(f->dir, "unpacked");
+	struct buf text = BUF_INIT(1 << 16);
+	struct agent a;
+	digest_hex art;
+	char *path;
+
+	if (!f->cfg.drop) {
+		free(trees);
+		skip(); /* objects run as the agent's user: each run unpacks its own copy */
+	}
+	make_artifact(f, "while [ ! -e go ]; do sleep 0.02; done", &art);
+	tree = fs_join(trees, art.hex);
+	tree_exe = fs_join(tree, "bin/obj");
+	agent_open(f, &a, 0);
+	start(&a, "i-1", &art, 0);
+	start(&a, "i-2", &art, 0);
+	assert_int_equal(a.started, 2);
+	assert_true(fs_exists(tree_exe));
+	inst_bin = inst_path(f, "i-1", "bin");
+	assert_false(fs_exists(inst_bin));
+	free(inst_bin);
+	inst_bin = inst_path(f, "i-2", "bin");
+	assert_false(fs_exists(inst_bin));
+	path = inst_path(f, "i-1", "instance.json");
+	assert_int_equal(fs_read_file(&text, path, 1 << 16), 0);
+	assert_non_null(strstr(buf_str(&text), art.hex));
+	free(path);
+	/* The agent dies; the next one has a cache too small for anything not in use. */
+	agent_close(&a);
+	f->cache_max = 1;
+	agent_open(f, &a, 0);
+	assert_int_equal(a.adopted, 2);
+	store_evict(a.st);
+	assert_true(fs_exists(tree_exe));
+	touch(f, "i-1", "go");
+	assert_int_equal(turn_until(&a, "i-1", "exit"), 0);
+	assert_true(fs_exists(tree_exe)); /* i-2 still uses it */
+	touch(f, "i-2", "go");
+	assert_int_equal(turn_until(&a, NULL, NULL), 0);
+	assert_false(fs_exists(tree));
+	agent_close(&a);
+	buf_release(&text);
+	free(inst_bin);
+	free(tree);
+	free(tree_exe);
+	free(trees);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -668,6 +731,7 @@ int main(void)
 		T(test_restart__wall_clock_limit_without_agent),
 		T(test_restart__supervisor_killed),
 		T(test_restart__unstarted_directory_is_removed),
+		T(test_restart__runs_share_one_tree_kept_while_they_run),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

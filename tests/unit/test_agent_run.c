@@ -22,6 +22,7 @@
 #include "fsutil.h"
 #include "protocol.h"
 #include "run.h"
+#include "sandbox.h"
 
 #ifndef DISPATCH_RUN_PATH
 #error "DISPATCH_RUN_PATH names the dispatch-run executable"
@@ -516,6 +517,58 @@ static void test_run__sandbox_drops_privileges_and_network(void **state)
 	buf_release(&log);
 }
 
+/*
+ * As root, with the namespaces the agent makes once (sandbox_make_ns()):
+ * every object enters the same empty network namespace, keeps every other
+ * protection, and does not inherit the namespace descriptors.
+ */
+static void test_run__objects_share_one_empty_network(void **state)
+{
+	struct fixture *f = *state;
+	struct buf log1 = BUF_INIT(65536), log2 = BUF_INIT(65536);
+	const char *script = "id -u; readlink /proc/self/ns/net; echo net:; tail -n +3 /proc/self/net/dev | "
+			     "cut -d: -f1 | tr -d ' '\n"
+			     "echo sys:; ls /sys/class/net; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status\n"
+			     "for fd in 5 6 7; do [ -e /proc/self/fd/$fd ] && echo fd$fd-open; done; echo fds-checked\n"
+			     "unshare -U true 2>/dev/null && echo userns-allowed || echo userns-denied";
+	char err[256], want[64];
+	struct run_exit x;
+	struct stat st;
+	run *r;
+
+	if (!f->cfg.drop) {
+		printf("# not root: skipped\n");
+		return;
+	}
+	assert_int_equal(sandbox_make_ns(&f->cfg.netns_fd, &f->cfg.mntns_fd, err, sizeof(err)), 0);
+	assert_true(f->cfg.netns_fd > 9 && f->cfg.mntns_fd > 9);
+	assert_int_equal(fstat(f->cfg.netns_fd, &st), 0);
+	snprintf(want, sizeof(want), "\nnet:[%lu]\nnet:\nlo\nsys:\nlo\n", (unsigned long)st.st_ino);
+	r = start(f, script);
+	finish(r, &x);
+	read_log(r, &log1);
+	run_free(r);
+	assert_int_equal(x.code, 0);
+	r = start(f, script);
+	finish(r, &x);
+	read_log(r, &log2);
+	run_free(r);
+	printf("# %s", buf_str(&log2));
+	assert_int_equal(x.code, 0);
+	assert_string_equal(buf_str(&log1), buf_str(&log2));
+	assert_non_null(strstr(buf_str(&log1), want));
+	assert_non_null(strstr(buf_str(&log1), "NoNewPrivs:\t1\n"));
+	assert_non_null(strstr(buf_str(&log1), "Seccomp:\t2\n"));
+	assert_non_null(strstr(buf_str(&log1), "Seccomp:\t2\nfds-checked\n"));
+	assert_non_null(strstr(buf_str(&log1), "userns-denied\n"));
+	snprintf(want, sizeof(want), "%u\n", (unsigned)f->cfg.uid);
+	assert_true(!strncmp(buf_str(&log1), want, strlen(want)));
+	close(f->cfg.netns_fd);
+	close(f->cfg.mntns_fd);
+	buf_release(&log1);
+	buf_release(&log2);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -534,6 +587,7 @@ int main(void)
 		T(test_run__other_isa_is_refused),
 		T(test_run__wall_clock_limit),
 		T(test_run__sandbox_drops_privileges_and_network),
+		T(test_run__objects_share_one_empty_network),
 	};
 
 	/* The launcher's pipes must not kill the test when an object goes early. */

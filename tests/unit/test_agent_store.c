@@ -15,6 +15,7 @@
 #include "digest.h"
 #include "error.h"
 #include "fsutil.h"
+#include "bundle.h"
 #include "store.h"
 
 struct fixture {
@@ -235,6 +236,165 @@ static void test_store__leftovers_are_removed(void **state)
 	store_free(s);
 }
 
+/* Packs a small artifact (meta.json, bin/obj of size bytes) and adopts it into the store. */
+static digest_hex put_artifact(struct fixture *f, store *s, size_t size)
+{
+	char *src = fs_join(f->dir, "src"), *bin = fs_join(src, "bin"), *exe = fs_join(bin, "obj");
+	char *meta = fs_join(src, "meta.json"), *tmp = fs_join(store_tmpdir(s), "a-XXXXXX"), *data = calloc(1, size);
+	digest_hex d;
+	int fd;
+
+	assert_non_null(data);
+	assert_int_equal(fs_mkdir_p(bin, 0755), 0);
+	assert_int_equal(fs_write_atomic(meta, "{}", 2, 0644), 0);
+	assert_int_equal(fs_write_atomic(exe, data, size, 0755), 0);
+	fd = mkstemp(tmp);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(bundle_pack_dir(src, tmp), 0);
+	assert_int_equal(store_adopt(s, &d, tmp, NULL), 0);
+	fs_rm_rf(src);
+	free(src);
+	free(bin);
+	free(exe);
+	free(meta);
+	free(tmp);
+	free(data);
+	return d;
+}
+
+static int tree_on_disk(struct fixture *f, const digest_hex *d)
+{
+	char *trees = fs_join(f->dir, "trees"), *p = fs_join(trees, d->hex);
+	int ok = fs_exists(p);
+
+	free(trees);
+	free(p);
+	return ok;
+}
+
+/* An artifact is unpacked once, read-only, and its tree counts toward the cap. */
+static void test_store__tree_is_unpacked_once_and_read_only(void **state)
+{
+	struct fixture *f = *state;
+	char *trees = fs_join(f->dir, "trees"), *t1 = NULL, *t2 = NULL, *exe, *meta;
+	struct stat st, st2;
+	digest_hex a;
+	uint64_t blob;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	a = put_artifact(f, s, 5000);
+	blob = store_size(s);
+	assert_false(store_has_tree(s, a.hex));
+	assert_int_equal(store_tree(s, &t1, a.hex, NULL), 0);
+	assert_true(store_has_tree(s, a.hex));
+	assert_int_equal(store_size(s), blob + 5000 + 2);
+	exe = fs_join(t1, "bin/obj");
+	meta = fs_join(t1, "meta.json");
+	assert_int_equal(stat(exe, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0555);
+	assert_int_equal(stat(meta, &st2), 0);
+	assert_int_equal(st2.st_mode & 0777, 0444);
+	assert_int_equal(stat(trees, &st2), 0);
+	assert_int_equal(st2.st_mode & 0777, 0711);
+	/* The second use finds it: the same file, not unpacked again. */
+	assert_int_equal(store_tree(s, &t2, a.hex, NULL), 0);
+	assert_string_equal(t1, t2);
+	assert_int_equal(stat(exe, &st2), 0);
+	assert_int_equal(st.st_ino, st2.st_ino);
+	assert_int_equal(store_size(s), blob + 5000 + 2);
+	store_free(s);
+	free(trees);
+	free(t1);
+	free(t2);
+	free(exe);
+	free(meta);
+}
+
+/* A tree goes with its blob when the cap needs the room, never while the blob is pinned. */
+static void test_store__tree_goes_with_its_blob(void **state)
+{
+	struct fixture *f = *state;
+	char *trees = fs_join(f->dir, "trees"), *t = NULL;
+	digest_hex a, b;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 8000), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	a = put_artifact(f, s, 5000);
+	assert_int_equal(store_pin(s, a.hex), 0);
+	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
+	free(t);
+	t = NULL;
+	/* b does not fit beside a and its tree: a is pinned (a run uses its tree), so both stay. */
+	b = put(s, 'b', 4000);
+	assert_true(on_disk(s, &a) && tree_on_disk(f, &a) && on_disk(s, &b));
+	assert_true(store_size(s) > 8000);
+	/* The run ends: a was used before b, so a and its tree go. */
+	store_unpin(s, a.hex);
+	assert_false(on_disk(s, &a));
+	assert_false(tree_on_disk(f, &a));
+	assert_true(on_disk(s, &b));
+	assert_true(store_size(s) <= 8000);
+	store_free(s);
+	free(trees);
+}
+
+/* Trees outlive the agent; one whose blob is gone is kept while pinned (a run taken over), then evicted. */
+static void test_store__trees_are_found_again_after_a_restart(void **state)
+{
+	struct fixture *f = *state;
+	char *trees = fs_join(f->dir, "trees"), *t = NULL, *p;
+	digest_hex a, b;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	a = put_artifact(f, s, 3000);
+	b = put_artifact(f, s, 4000);
+	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
+	free(t);
+	t = NULL;
+	assert_int_equal(store_tree(s, &t, b.hex, NULL), 0);
+	free(t);
+	t = NULL;
+	store_free(s);
+	/* b's blob is lost while no agent runs; a leftover of an unpacking that did not finish too. */
+	p = fs_join(trees, ".unpack-x");
+	assert_int_equal(fs_mkdir_p(p, 0700), 0);
+	free(p);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	p = store_path(s, b.hex);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	p = fs_join(trees, ".unpack-x");
+	assert_false(fs_exists(p));
+	free(p);
+	assert_true(store_has_tree(s, a.hex));
+	assert_true(store_has_tree(s, b.hex));
+	assert_int_equal(store_pin(s, b.hex), 0);
+	store_evict(s);
+	assert_true(tree_on_disk(f, &b));
+	store_unpin(s, b.hex);
+	/* Within the cap, nothing needs to go; a smaller cap takes the orphan first. */
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 5000), 0);
+	assert_int_equal(store_set_trees(s, trees), 0);
+	store_evict(s);
+	assert_false(tree_on_disk(f, &b));
+	assert_true(tree_on_disk(f, &a) && on_disk(s, &a));
+	store_free(s);
+	free(trees);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -245,6 +405,9 @@ int main(void)
 		T(test_store__adopt_checks_the_digest),
 		T(test_store__verify_drops_a_damaged_blob),
 		T(test_store__leftovers_are_removed),
+		T(test_store__tree_is_unpacked_once_and_read_only),
+		T(test_store__tree_goes_with_its_blob),
+		T(test_store__trees_are_found_again_after_a_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,27 @@ static void test_cas__put_verify_and_detect_corruption(void **state)
 	free(d);
 }
 
+static void test_fsutil__write_renamed_replaces_whole(void **state)
+{
+	char *d = tmp_dir(), *p = fs_join(d, "f");
+	struct buf b = BUF_INIT(100);
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(fs_write_renamed(p, "first", 5, 0600), 0);
+	assert_int_equal(fs_write_renamed(p, "second", 6, 0640), 0);
+	assert_int_equal(fs_read_file(&b, p, 100), 0);
+	assert_string_equal(buf_str(&b), "second");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	/* Nothing is left beside it. */
+	assert_int_equal(fs_rm_rf(p), 0);
+	assert_int_equal(rmdir(d), 0);
+	buf_release(&b);
+	free(p);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +145,7 @@ int main(void)
 		cmocka_unit_test(test_fsutil__rel_is_safe),
 		cmocka_unit_test(test_fsutil__tree_digest_follows_content),
 		cmocka_unit_test(test_cas__put_verify_and_detect_corruption),
+		cmocka_unit_test(test_fsutil__write_renamed_replaces_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "balance.h"
 #include "core.h"
+#include "error.h"
 #include "fsutil.h"
 #include "scheduler.h"
 #include "store.h"
@@ -42,6 +43,8 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	store_free(f->c.db);
+	free(f->c.seen);
+	free(f->c.acked);
 	fs_rm_rf(f->dir);
 	free(f->dir);
 	free(f);
@@ -162,6 +165,130 @@ static void test_scheduler__lost_node_continues_elsewhere(void **state)
 	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'done'"), 0);
 }
 
+static void test_store__transactions_nest(void **state)
+{
+	struct fixture *f = *state;
+	store *db = f->c.db;
+
+	assert_int_equal(store_begin(db), 0);
+	assert_int_equal(store_run(db, NULL, "INSERT INTO meta(key, value) VALUES('a', '1')", NULL), 0);
+	/* An inner level: a savepoint, not an error. */
+	assert_int_equal(store_begin(db), 0);
+	assert_int_equal(store_run(db, NULL, "INSERT INTO meta(key, value) VALUES('b', '1')", NULL), 0);
+	store_rollback(db); /* undoes 'b' only */
+	assert_int_equal(store_begin(db), 0);
+	assert_int_equal(store_run(db, NULL, "INSERT INTO meta(key, value) VALUES('c', '1')", NULL), 0);
+	assert_int_equal(store_commit(db), 0);
+	assert_true(store_in_transaction(db));
+	assert_int_equal(store_commit(db), 0);
+	assert_false(store_in_transaction(db));
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta WHERE key IN ('a', 'c')"), 2);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta WHERE key = 'b'"), 0);
+	/* The outer rollback undoes what inner levels committed. */
+	assert_int_equal(store_begin(db), 0);
+	assert_int_equal(store_begin(db), 0);
+	assert_int_equal(store_run(db, NULL, "INSERT INTO meta(key, value) VALUES('d', '1')", NULL), 0);
+	assert_int_equal(store_commit(db), 0);
+	store_rollback(db);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta WHERE key = 'd'"), 0);
+	assert_true(store_commit(db) < 0); /* nothing open */
+}
+
+/* A statement is prepared once and reused: each use sees its own parameters, none left from the last. */
+static void test_store__statements_are_reused_cleanly(void **state)
+{
+	struct fixture *f = *state;
+	store *db = f->c.db;
+	static const char ins[] = "INSERT INTO meta(key, value) VALUES(?, ?)";
+	static const char get[] = "SELECT value FROM meta WHERE key = ?";
+	json_t *row = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_run(db, NULL, ins, "ss", key, i == 1 ? NULL : "v"), 0);
+	}
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta WHERE value IS NULL"), 1);
+	assert_int_equal(store_row(db, &row, get, "s", "k2"), 0);
+	assert_string_equal(json_string_value(json_object_get(row, "value")), "v");
+	json_decref(row);
+	assert_int_equal(store_row(db, &row, get, "s", "k1"), 0);
+	assert_true(json_is_null(json_object_get(row, "value")));
+	json_decref(row);
+	assert_int_equal(store_row(db, &row, get, "s", "none"), ERR_NOTFOUND);
+	/* A failed statement leaves the next use of it working. */
+	assert_true(store_run(db, NULL, ins, "ss", "k0", "dup") < 0);
+	assert_int_equal(store_run(db, NULL, ins, "ss", "k3", "v"), 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM meta"), 4);
+}
+
+/* An exit event, the job's state and the start it makes room for: one transaction, one fsync. */
+static void test_scheduler__event_and_its_placement_are_one_commit(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	char err[256];
+	uint64_t before;
+	json_t *ev;
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 1);
+	add_job(&f->c, 2, t);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 1);
+	before = store_commits(f->c.db);
+	ev = json_pack("{sssis[{ss}{sssi}]}", "instance", "i-1", "generation", 1, "events", "kind", "running", "kind",
+		       "exit", "code", 0);
+	assert_int_equal(sched_events(&f->c, 1, ev, err, sizeof(err)), 200);
+	json_decref(ev);
+	assert_int_equal(store_commits(f->c.db) - before, 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE id = 1 AND state = 'done'"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE id = 2 AND state = 'starting'"), 1);
+	/* The last exit also finishes the job, in the same single commit. */
+	before = store_commits(f->c.db);
+	ev = json_pack("{sssis[{sssi}]}", "instance", "i-2", "generation", 1, "events", "kind", "exit", "code", 0);
+	assert_int_equal(sched_events(&f->c, 1, ev, err, sizeof(err)), 200);
+	json_decref(ev);
+	assert_int_equal(store_commits(f->c.db) - before, 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 1);
+}
+
+/* A pass reads the queue a batch at a time: instances that must wait do not hide those behind them. */
+static void test_scheduler__pass_looks_past_instances_that_wait(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_job(&f->c, 200, t);
+	/* The first 150 want a node that is not there. */
+	store_run(f->c.db, NULL, "UPDATE instances SET want_node = 99 WHERE id <= 150", NULL);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
+	assert_int_equal(count(&f->c, "SELECT MIN(id) FROM instances WHERE state = 'starting'"), 151);
+	assert_int_equal(count(&f->c, "SELECT MAX(id) FROM instances WHERE state = 'starting'"), 152);
+	/* No free slot: nothing changes, nothing is written. */
+	uint64_t before = store_commits(f->c.db);
+	sched_pass(&f->c);
+	assert_int_equal(store_commits(f->c.db), before);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
+}
+
+/* Acknowledged messages are deleted by the once-a-second flush, not by each poll. */
+static void test_scheduler__acknowledged_messages_go_at_the_flush(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_job(&f->c, 2, t);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 2);
+	core_acked(&f->c, 1, count(&f->c, "SELECT MIN(seq) FROM messages"));
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 2);
+	core_seen_flush(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 1);
+}
+
 /* Instance id runs on node with progress p at rate r (per second), observed for 10 s. */
 static void set_running(struct core *c, int64_t id, int64_t node, double p, double r)
 {
@@ -238,6 +365,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scheduler__respects_slots_and_isas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__transactions_nest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__statements_are_reused_cleanly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__event_and_its_placement_are_one_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__pass_looks_past_instances_that_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__acknowledged_messages_go_at_the_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_balance__moves_to_a_much_faster_idle_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_balance__stays_when_the_gain_is_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_balance__an_overloaded_node_sheds_its_excess, setup, teardown),
