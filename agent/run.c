@@ -374,7 +374,13 @@ static void on_line(run *r, const char *p, size_t n,
 		return;
 	memcpy(line, p, n);
 	line[n] = '\0';
-	if (strlen(line) == n && run_parse_line(&note, line) == 0)
+	/*
+	 * The checkpoint that answers a stop is followed by exit 85, whose event
+	 * carries that state: reported here as well, it would be packed and
+	 * uploaded twice.
+	 */
+	if (strlen(line) == n && run_parse_line(&note, line) == 0 &&
+	    !(note.kind == RUN_NOTE_CHECKPOINT && r->checkpoint_asked))
 		fn(ud, r, &note);
 }
 
@@ -423,6 +429,8 @@ int run_stop(run *r, enum proto_stop_mode mode)
 {
 	if (!r->started || r->exited)
 		return err_set(ERR_NOTFOUND, "instance '%s' is not running", r->instance);
+	if (mode != PROTO_STOP_KILL)
+		r->checkpoint_asked = 1;
 	return signal_shim(r, mode == PROTO_STOP_KILL ? SIGUSR2 : SIGUSR1);
 }
 

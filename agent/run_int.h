@@ -38,6 +38,7 @@ struct run {
 	int wd; /* inotify watch on DIR/progress */
 
 	int exited;
+	int checkpoint_asked; /* a stop asked for a checkpoint: the exit will carry the state */
 	struct run_exit exit;
 
 	int log_rd;	   /* the log, for relaying */

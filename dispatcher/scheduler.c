@@ -61,9 +61,9 @@ static int start_instance(struct core *c, json_t *inst, json_t *node, const char
 	int r;
 
 	snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
-	msg = json_pack("{sssssIsssssOsOsI}", "type", "start", "instance", iid, "generation", (json_int_t)gen,
+	msg = json_pack("{sssssIsssssosOsI}", "type", "start", "instance", iid, "generation", (json_int_t)gen,
 			"artifact", artifact, "entry", json_string_value(json_object_get(inst, "entry")),
-			"args", obj_args ? obj_args : json_array(), "state", json_object_get(inst, "state_digest"),
+			"args", obj_args ? json_incref(obj_args) : json_array(), "state", json_object_get(inst, "state_digest"),
 			"fork_index", json_integer_value(json_object_get(inst, "fork_index")));
 	if (!msg)
 		return err_set(ERR_NOMEM, "out of memory");

@@ -330,6 +330,26 @@ static void test_run__stop_sends_sigusr1(void **state)
 	buf_release(&log);
 }
 
+/* The checkpoint that answers a stop comes with the exit, not as a periodic checkpoint of its own. */
+static void test_run__stop_checkpoint_is_not_a_periodic_one(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	run *r = start(f, "trap 'echo {} > \"$DISPATCH_STATE_OUT/state.json\"; echo \"checkpoint 2\" >&3; exit 85' USR1\n"
+			  "echo '{}' > \"$DISPATCH_STATE_OUT/state.json\"; echo 'checkpoint 1' >&3\n"
+			  "while :; do sleep 0.05; done");
+
+	read_until(f, r, RUN_NOTE_CHECKPOINT); /* a periodic one: reported */
+	assert_int_equal(run_stop(r, PROTO_STOP_CHECKPOINT), 0);
+	finish(r, &x);
+	assert_true(x.checkpointed);
+	read_until(f, r, 0);
+	for (size_t k = 0; k < f->nnotes; k++)
+		if (f->notes[k].kind == RUN_NOTE_CHECKPOINT)
+			assert_int_equal(f->notes[k].checkpoint, 1);
+	run_free(r);
+}
+
 static void test_run__kill_takes_the_process_group(void **state)
 {
 	struct fixture *f = *state;
@@ -580,6 +600,7 @@ int main(void)
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__stop_sends_sigusr1),
+		T(test_run__stop_checkpoint_is_not_a_periodic_one),
 		T(test_run__kill_takes_the_process_group),
 		T(test_run__log_is_captured_and_bounded),
 		T(test_run__environment_and_arguments),
