@@ -168,13 +168,19 @@ int run_pack_state(run *r, const char *dest)
 	char *packdir = fs_join(r->dir, "pack");
 	char *tmp = packdir ? fs_join(packdir, "state.tar.zst") : NULL;
 	struct stat st;
-	int e;
+	int e, missing;
 
 	if (!state || !packdir || !tmp) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (lstat(state, &st) < 0 || !S_ISREG(st.st_mode)) {
+	/* Only a missing state.json means "no state": one that cannot be read is an error, not an empty result. */
+	missing = lstat(state, &st) < 0;
+	if (missing && errno != ENOENT) {
+		e = err_errno(ERR_IO, errno, "cannot look at '%s'", state);
+		goto out;
+	}
+	if (missing || !S_ISREG(st.st_mode)) {
 		e = err_set(ERR_NOTFOUND, "instance '%s' wrote no state.json", r->instance);
 		goto out;
 	}

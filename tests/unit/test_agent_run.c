@@ -22,6 +22,7 @@
 #include "fsutil.h"
 #include "protocol.h"
 #include "run.h"
+#include "run_int.h" /* out_dir, to break it */
 #include "sandbox.h"
 
 #ifndef DISPATCH_RUN_PATH
@@ -305,6 +306,24 @@ static void test_run__no_state_is_reported(void **state)
 	assert_string_equal(x.error, "exit 3");
 	assert_int_equal(run_pack_state(r, bundle), ERR_NOTFOUND);
 	assert_non_null(strstr(err_msg(), "wrote no state.json"));
+	run_free(r);
+	free(bundle);
+}
+
+/* A state that cannot be looked at is an error, not "no state": the instance must not end done without its result. */
+static void test_run__unreadable_state_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	char *bundle = fs_join(f->dir, "state.tar.zst");
+	struct run_exit x;
+	run *r = start(f, "echo '{}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 0");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	assert_int_equal(fs_rm_rf(r->out_dir), 0);
+	assert_int_equal(fs_write_renamed(r->out_dir, "not a directory", 15, 0600), 0);
+	assert_int_equal(run_pack_state(r, bundle), ERR_IO);
+	assert_non_null(strstr(err_msg(), "state.json"));
 	run_free(r);
 	free(bundle);
 }
@@ -599,6 +618,7 @@ int main(void)
 		T(test_run__exit_85_is_checkpointed),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
+		T(test_run__unreadable_state_is_an_error),
 		T(test_run__stop_sends_sigusr1),
 		T(test_run__stop_checkpoint_is_not_a_periodic_one),
 		T(test_run__kill_takes_the_process_group),
