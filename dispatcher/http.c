@@ -539,7 +539,7 @@ int http_start(struct http_server **out, struct core *c, const char *addr, const
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, s,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
 				(flags & MHD_USE_TLS) ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, buf_str(&cert),

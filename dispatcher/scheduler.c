@@ -184,6 +184,9 @@ void sched_pass(struct core *c)
 	int tx = 0;
 	size_t i;
 
+	/* Most calls (a join, a progress event) find nothing waiting: then no node list is read. */
+	if (!store_int(c->db, 0, "SELECT EXISTS(SELECT 1 FROM instances WHERE state = 'pending' AND hold = 0)", NULL))
+		return;
 	if (!(nodes = free_nodes(c)))
 		return;
 	json_array_foreach(nodes, i, node) {
