@@ -193,7 +193,8 @@ move() {
 	if [[ ${cluster_isa[$src]} == "$(uname -m)" ]]; then
 		[[ -n $pid && $(cut -d' ' -f2 "$CW/agent-$src/inst/$INST-$GEN/pid" 2>/dev/null) == "$pid" ]] ||
 			bench_die "cannot find the object's pid on node-$src (log: '$pid')"
-		[[ $(readlink "/proc/$pid/exe") == */inst/$INST-$GEN/bin/walk ]] || bench_die "pid $pid is not the walk"
+		# its run's bin/ or the agent's shared unpacked tree
+		[[ $(readlink "/proc/$pid/exe") == "$CW/agent-$src/"*/walk ]] || bench_die "pid $pid is not the walk"
 		mem=$(mem_of "$pid") || bench_die "cannot read the memory of pid $pid"
 	fi
 	l0=$(links)
