@@ -383,7 +383,10 @@ static void finish(instances *t, size_t i, const struct run_exit *x)
 		int e = save_state(t, r, &d);
 		if (e == 0) {
 			have = 1;
-		} else if (e != ERR_NOTFOUND || x->checkpointed) {
+		} else if (e == ERR_NOTFOUND && !x->checkpointed) {
+			log_info("instance '%s' generation %" PRIu64 " exited 0 without a state.json: no result",
+				 run_instance(r), run_generation(r));
+		} else {
 			snprintf(note, sizeof(note), "%s", err_msg());
 			error = note;
 		}

@@ -217,14 +217,24 @@ static void get_result(struct core *c, struct http_req *req)
 	/* The bundle's state.json, read through the safe extractor; an object may finish without one. */
 	if (digest) {
 		char *dir = NULL, *blob = cas_path(c->blobs, digest), *file = NULL;
-		if (blob && fs_mkdtemp(&dir, cas_tmpdir(c->blobs), "result") == 0 &&
-		    bundle_extract_file(blob, dir, 0, NULL) == 0 && (file = fs_join(dir, "state.json")))
-			state = json_load_file(file, 0, NULL);
+		json_error_t jerr;
+		int r = !blob ? err_set(ERR_NOMEM, "out of memory") : fs_mkdtemp(&dir, cas_tmpdir(c->blobs), "result");
+		if (r == 0 && (r = bundle_extract_file(blob, dir, 0, NULL)) == 0 && !(file = fs_join(dir, "state.json")))
+			r = err_set(ERR_NOMEM, "out of memory");
+		if (r == 0 && !(state = json_load_file(file, 0, &jerr)))
+			r = err_set(ERR_INVALID, "state.json: %s", jerr.text);
 		if (dir)
 			fs_rm_rf(dir);
 		free(dir);
 		free(blob);
 		free(file);
+		/* A result that exists but cannot be read is an error, not an empty result. */
+		if (r < 0) {
+			log_warn("result of '%s' (%.12s): %s", req->args[0], digest, err_msg());
+			http_reply_error(req, 500, "cannot read the result of '%s': %s", req->args[0], err_msg());
+			json_decref(row);
+			return;
+		}
 	}
 	http_reply_json(req, 200, json_pack("{sssosO}", "instance", req->args[0], "digest",
 					    digest ? json_string(digest) : json_null(), "state", state ? state : json_null()));

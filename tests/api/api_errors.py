@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,15 @@ def main():
         got = check("get blob", c, "GET", "/v1/blobs/" + digest, 200, token=op)
         if got != b"hello":
             failures.append("get blob content")
+
+        # A finished instance whose result blob is not a state bundle: an error, not an empty result.
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        db.execute("INSERT INTO jobs(id, name, dir, state, created) VALUES(77, 'j', '/', 'done', 0)")
+        db.execute("INSERT INTO instances(id, job, object, idx, state, created, result_digest) "
+                   "VALUES(77, 77, 'o', 0, 'done', 0, ?)", (digest,))
+        db.commit()
+        db.close()
+        check("result: unreadable bundle", c, "GET", "/v1/instances/i-77/result", 500, token=op)
 
         # Still alive, still answering.
         check("still serving", c, "GET", "/v1/jobs", 200, token=op)

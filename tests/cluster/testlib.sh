@@ -47,4 +47,12 @@ wait_for() {
 }
 
 # walk_result INSTANCE: the walk's result values that must be bit-identical.
-walk_result() { cluster_cli result "$1" --json | jq_ 'json.dumps([d["state"]["values"]["x"], d["state"]["values"]["acc"]])'; }
+walk_result() {
+	local out
+	out=$(cluster_cli result "$1" --json 2>&1) &&
+		jq_ 'json.dumps([d["state"]["values"]["x"], d["state"]["values"]["acc"]])' <<<"$out" 2>/dev/null && return 0
+	# Say why, for the failure that follows.
+	echo "walk_result $1: $out" >&2
+	api GET "/v1/instances/$1" >&2
+	grep -h "'$1'" "$CW"/agent-*.log "$CW/dispatchd.log" >&2 || true
+}
