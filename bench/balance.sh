@@ -38,6 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib/common.sh
+bench_name=bench/balance.sh
 
 N=16
 UNITS=
@@ -45,7 +46,6 @@ SLOW=aarch64
 ROUNDS=1
 WAIT_IDLE=0
 JSON_OUT=
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--instances) [[ ${2:-} =~ ^[0-9]+$ && $2 -ge 2 && $2 -le 200 && $(($2 % 2)) == 0 ]] ||
@@ -54,14 +54,10 @@ while [[ $# -gt 0 ]]; do
 	--slow) [[ ${2:-} =~ ^(aarch64|armhf|s390x|ppc64le)$ ]] || bench_die "--slow needs aarch64, armhf, s390x or ppc64le"
 		SLOW=$2; shift 2 ;;
 	--rounds) [[ ${2:-} =~ ^[1-9]$ ]] || bench_die "--rounds needs 1..9"; ROUNDS=$2; shift 2 ;;
-	--wait-idle) [[ ${2:-} =~ ^[0-9]+$ ]] || bench_die "--wait-idle needs seconds"; WAIT_IDLE=$2; shift 2 ;;
-	--json) [[ -n ${2:-} ]] || bench_die "--json needs a file"; JSON_OUT=$(realpath -m "$2"); shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) bench_die "unknown argument '$1' (see --help)" ;;
+	*) bench_common_opt "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 [[ $(id -u) == 0 ]] || bench_die "needs root (network namespaces)"
-bench_name=bench/balance.sh
 [[ $(nproc) -ge 2 ]] || bench_die "needs 2 CPUs: one per node"
 
 BW=$(mktemp -d "${TMPDIR:-/tmp}/dispatch-bench.XXXXXX")

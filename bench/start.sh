@@ -59,7 +59,6 @@ TRACE=0
 TMPFS=1
 WAIT_IDLE=0
 JSON_OUT=
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--runs) [[ ${2:-} =~ ^[1-9][0-9]*$ && $2 -le 5000 ]] || bench_die "--runs needs 1..5000"; RUNS=$2; shift 2 ;;
@@ -68,10 +67,7 @@ while [[ $# -gt 0 ]]; do
 	--no-slurm) SLURM=0; shift ;;
 	--no-tmpfs) TMPFS=0; shift ;;
 	--trace) [[ ${2:-} =~ ^[0-9]+$ && $2 -le 100 ]] || bench_die "--trace needs 0..100"; TRACE=$2; shift 2 ;;
-	--wait-idle) [[ ${2:-} =~ ^[0-9]+$ ]] || bench_die "--wait-idle needs seconds"; WAIT_IDLE=$2; shift 2 ;;
-	--json) [[ -n ${2:-} ]] || bench_die "--json needs a file"; JSON_OUT=$(realpath -m "$2"); shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) bench_die "unknown argument '$1' (see --help)" ;;
+	*) bench_common_opt "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 

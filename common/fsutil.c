@@ -144,18 +144,28 @@ out:
 	return r;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Writes a temporary file beside path and renames it over path (durable: both fsynced first). */
+static int write_renamed(const char *path, const void *data, size_t len, mode_t mode, int durable)
 {
-	char tmp[PATH_MAX], *dir;
+	char tmp[PATH_MAX];
 	int r;
 
-	if ((r = write_tmp(tmp, path, data, len, mode, 1)) < 0)
+	if ((r = write_tmp(tmp, path, data, len, mode, durable)) < 0)
 		return r;
 	if (rename(tmp, path) < 0) {
 		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
 		unlink(tmp);
-		return r;
 	}
+	return r;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char *dir;
+	int r;
+
+	if ((r = write_renamed(path, data, len, mode, 1)) < 0)
+		return r;
 	if (!(dir = dir_of(path)))
 		return err_set(ERR_NOMEM, "out of memory");
 	r = fs_fsync_dir(dir);
@@ -165,16 +175,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 
 int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX];
-	int r;
-
-	if ((r = write_tmp(tmp, path, data, len, mode, 0)) < 0)
-		return r;
-	if (rename(tmp, path) < 0) {
-		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
-		unlink(tmp);
-	}
-	return r;
+	return write_renamed(path, data, len, mode, 0);
 }
 
 int fs_mkdir_p(const char *path, mode_t mode)

@@ -67,19 +67,6 @@ static json_t *idle_nodes(struct core *c)
 	return nodes;
 }
 
-/* How many more instances node runs than it has cores (from any of its rows in running). */
-static int64_t node_excess(json_t *running, int64_t node)
-{
-	json_t *inst;
-	size_t i;
-
-	json_array_foreach(running, i, inst)
-		if (json_integer_value(json_object_get(inst, "node")) == node)
-			return json_integer_value(json_object_get(inst, "node_running")) -
-			       json_integer_value(json_object_get(inst, "node_cores"));
-	return 0;
-}
-
 void balance_pass(struct core *c)
 {
 	json_t *idle = NULL, *running = NULL, *b, *inst;
@@ -122,7 +109,8 @@ void balance_pass(struct core *c)
 			 * load, which says nothing about any one of them.
 			 */
 			int drained = !strcmp(json_string_value(json_object_get(inst, "node_state")), "drained");
-			int overloaded = node_excess(running, from) > 0;
+			int overloaded = json_integer_value(json_object_get(inst, "node_running")) >
+					 json_integer_value(json_object_get(inst, "node_cores"));
 			int forced = drained || overloaded;
 			double ra, rb, stay, go, gain;
 
