@@ -27,9 +27,12 @@ struct waiter {
 	int linked;
 };
 
+#define HTTP_ARG_MAX 128 /* longest segment a pattern's '*' matches */
+
 struct ctx {
 	const struct http_route *route;
 	struct http_req req;
+	char args[3][HTTP_ARG_MAX]; /* what req.args point to: the request's own, for all of its calls */
 	struct buf body;
 	int fd;
 	char *tmp;
@@ -229,20 +232,24 @@ const char *http_query(struct http_req *req, const char *key)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-/* Matches "/v1/jobs/j-1/cancel" against "/v1/jobs/ * /cancel", capturing the stars. */
-static int match(const char *pattern, const char *url, struct http_req *req)
+/*
+ * Matches "/v1/jobs/j-1/cancel" against "/v1/jobs/ * /cancel", capturing the
+ * stars into the request's own buffers: one thread serves many connections,
+ * and an upload's handler runs calls after its routing.
+ */
+static int match(const char *pattern, const char *url, struct ctx *x)
 {
-	static _Thread_local char segs[3][128];
+	char (*segs)[HTTP_ARG_MAX] = x->args;
 	int n = 0;
 
 	while (*pattern && *url) {
 		if (*pattern == '*') {
 			size_t len = strcspn(url, "/");
-			if (len == 0 || len >= sizeof(segs[0]) || n == 3)
+			if (len == 0 || len >= HTTP_ARG_MAX || n == 3)
 				return 0;
 			memcpy(segs[n], url, len);
 			segs[n][len] = '\0';
-			req->args[n] = segs[n];
+			x->req.args[n] = segs[n];
 			n++;
 			url += len;
 			pattern++;
@@ -348,7 +355,7 @@ static enum MHD_Result first_call(struct http_server *s, struct ctx *x, const ch
 	int path_known = 0;
 
 	for (const struct http_route *r = s->routes; r->pattern; r++) {
-		if (!match(r->pattern, url, &x->req))
+		if (!match(r->pattern, url, x))
 			continue;
 		path_known = 1;
 		if (!strcmp(r->method, method)) {

@@ -370,7 +370,8 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 			snprintf(err, errlen, "events[]: exit \"code\" must be an integer");
 			return 400;
 		}
-		if (code == 0 && !sig) {
+		/* An exit 0 with an error is one whose result the agent could not pack or upload: not done. */
+		if (code == 0 && !sig && !why) {
 			store_run(c->db, NULL, "UPDATE instances SET state = 'done', progress = 1, exit_code = 0, "
 				  "result_digest = ?, finished = ? WHERE id = ?", "sdi", digest, now, id);
 			core_history(c, id, "done", node, isa, digest);

@@ -8,7 +8,9 @@ missing or wrong credentials to each endpoint of docs/api.md.
 import http.client
 import json
 import os
+import hashlib
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -60,6 +62,44 @@ def check(name, conn_args, method, path, want, body=None, token=None, headers=No
     if not ok:
         failures.append(name)
     return data
+
+
+def interleaved_upload(conn_args, token):
+    """A PUT whose body arrives in two parts while another request is served in
+    between: the upload must still be checked against its own URL's digest."""
+    body = os.urandom(64 * 1024)
+    digest = hashlib.sha256(body).hexdigest()
+    a = socket.create_connection(conn_args, timeout=30)
+    a.sendall(("PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (digest, token, len(body))).encode())
+    # "100 Continue" means dispatchd has routed this request already.
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = a.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    if not got.startswith(b"HTTP/1.1 100"):
+        a.close()
+        return 0, "no 100 Continue: %r" % got[:80]
+    a.sendall(body[:1000])
+    # Another request with a digest in its path, served while the upload waits.
+    request(conn_args, "GET", "/v1/blobs/" + "b" * 64, token=token)
+    a.sendall(body[1000:])
+    reply = b""
+    while True:
+        chunk = a.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+        head, sep, rest = reply.partition(b"\r\n\r\n")
+        if sep:
+            length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            if length and len(rest) >= length[0]:
+                break
+    a.close()
+    status = int(reply.split(b" ")[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+    return status, reply.partition(b"\r\n\r\n")[2].decode(errors="replace")
 
 
 def main():
@@ -144,6 +184,12 @@ def main():
         got = check("get blob", c, "GET", "/v1/blobs/" + digest, 200, token=op)
         if got != b"hello":
             failures.append("get blob content")
+        status, text = interleaved_upload(c, node)
+        ok = status == 201
+        print("%s %-58s -> %d %s" % ("PASS" if ok else "FAIL", "put blob: another request served mid-upload",
+                                      status, text.strip()[:120]))
+        if not ok:
+            failures.append("put blob: another request served mid-upload")
 
         # A finished instance whose result blob is not a state bundle: an error, not an empty result.
         db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
@@ -153,6 +199,24 @@ def main():
         db.commit()
         db.close()
         check("result: unreadable bundle", c, "GET", "/v1/instances/i-77/result", 500, token=op)
+
+        # An exit 0 whose state the agent could not upload is a failure that says why, not a result of nothing.
+        nid = json.loads(data)["node"]
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        db.execute("INSERT INTO instances(id, job, object, idx, state, created, node, generation) "
+                   "VALUES(78, 77, 'o', 1, 'running', 0, ?, 1)", (int(nid.split("-")[1]),))
+        db.commit()
+        db.close()
+        check("events: exit 0 without its state", c, "POST", "/v1/agent/events", 200, token=node,
+              body={"instance": "i-78", "generation": 1,
+                    "events": [{"kind": "exit", "code": 0, "state": None,
+                                "error": "cannot upload the state: PUT /v1/blobs/x: 400 mismatch"}]})
+        inst = json.loads(check("instance: the lost result", c, "GET", "/v1/instances/i-78", 200, token=op))
+        ok = inst["state"] == "failed" and "cannot upload the state" in (inst["error"] or "")
+        print("%s %-58s -> %s %s" % ("PASS" if ok else "FAIL", "exit 0 without its state: failed, saying why",
+                                      inst["state"], inst["error"]))
+        if not ok:
+            failures.append("exit 0 without its state")
 
         # Still alive, still answering.
         check("still serving", c, "GET", "/v1/jobs", 200, token=op)

@@ -24,6 +24,11 @@ check() {
 }
 checks_done() {
 	echo "$1: $pass passed, $fail failed"
+	if [ $fail -ne 0 ] && [ -n "${CW:-}" ]; then
+		# The work dir goes with the cluster: what the daemons warned about, for the failure above.
+		echo "--- warnings in the logs:"
+		grep -h -i "warning\|error" "$CW"/agent-*.log "$CW/dispatchd.log" 2>/dev/null | tail -40 || true
+	fi
 	[ $fail -eq 0 ]
 }
 
