@@ -353,8 +353,6 @@ int conn_download(conn *c, const char *digest, const char *dest, uint64_t max)
 			    got.hex);
 		goto out;
 	}
-	if (fsync(s.fd) < 0)
-		r = err_errno(ERR_IO, errno, "cannot write '%s'", dest);
 out:
 	digest_free(s.dc);
 	curl_slist_free_all(h);

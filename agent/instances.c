@@ -22,6 +22,7 @@
 #define LOG_CHUNKS_PER_TICK 16
 #define LOG_PERIOD_S 2.0
 #define LOOK_PERIOD_S 1.0 /* for runs without an inotify watch or a pidfd */
+#define SWEEP_DELAY_S 1.0 /* from a run's end to the removal of its directory */
 #define FETCH_TRIES 3
 
 struct instances {
@@ -29,7 +30,8 @@ struct instances {
 	run **runs;
 	size_t n, alloc;
 	double next_log, next_look;
-	int ifd; /* inotify: the runs' progress files */
+	int ifd;	 /* inotify: the runs' progress files */
+	double sweep_at; /* run_sweep() then (run_now()), 0: nothing to sweep */
 };
 
 int instances_new(instances **out, const struct instances_env *env)
@@ -93,6 +95,17 @@ static void unpin_tree(instances *t, run *r)
 }
 
 /* Takes run i out of the table: run_discard() (kill it) or run_free(). */
+/*
+ * A run's directory is removed a moment after it ends (SWEEP_DELAY_S):
+ * not on the way of its exit event, nor of the start elsewhere that the
+ * event may cause.
+ */
+static void mark_sweep(instances *t)
+{
+	if (!t->sweep_at)
+		t->sweep_at = run_now() + SWEEP_DELAY_S;
+}
+
 static void remove_at(instances *t, size_t i, int discard)
 {
 	run *r = t->runs[i];
@@ -101,6 +114,7 @@ static void remove_at(instances *t, size_t i, int discard)
 		inotify_rm_watch(t->ifd, run_watch_id(r));
 	t->runs[i] = t->runs[--t->n];
 	unpin_tree(t, r);
+	mark_sweep(t);
 	if (discard)
 		run_discard(r);
 	else
@@ -234,6 +248,7 @@ out:
 		queue(t, m->instance, m->generation, proto_event_exit(-1, 0, NULL, why), NULL);
 		if (t->env.report)
 			t->env.report(t->env.ud, "failed", m->instance, m->generation, why);
+		mark_sweep(t);
 	}
 	run_free(r);
 	store_unpin(t->env.st, m->artifact);
@@ -467,12 +482,22 @@ void instances_reap(instances *t)
 	}
 }
 
+static double earliest(double a, double b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 double instances_tick(instances *t, double now)
 {
 	int look = 0;
 
+	if (t->sweep_at && now >= t->sweep_at) {
+		t->sweep_at = 0;
+		if (run_sweep(t->env.rc->work_dir) < 0)
+			log_warn("%s", err_msg());
+	}
 	if (t->n == 0)
-		return 0;
+		return t->sweep_at;
 	if (now >= t->next_log) {
 		for (size_t i = 0; i < t->n; i++)
 			relay_log(t, t->runs[i], 0);
@@ -481,7 +506,7 @@ double instances_tick(instances *t, double now)
 	for (size_t i = 0; i < t->n; i++)
 		look |= run_watch_id(t->runs[i]) < 0 || run_pidfd(t->runs[i]) < 0;
 	if (!look)
-		return t->next_log;
+		return earliest(t->next_log, t->sweep_at);
 	if (now >= t->next_look) {
 		for (size_t i = 0; i < t->n; i++)
 			if (run_watch_id(t->runs[i]) < 0)
@@ -489,7 +514,7 @@ double instances_tick(instances *t, double now)
 		instances_reap(t);
 		t->next_look = now + LOOK_PERIOD_S;
 	}
-	return t->next_look < t->next_log ? t->next_look : t->next_log;
+	return earliest(earliest(t->next_look, t->next_log), t->sweep_at);
 }
 
 size_t instances_adopt(instances *t, const json_t *cursors)

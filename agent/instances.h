@@ -88,7 +88,11 @@ void instances_ready(instances *t, const struct pollfd *fds, size_t n);
 /* Checks every run for an exit (after SIGCHLD). */
 void instances_reap(instances *t);
 
-/* Relays logs and looks at unwatched runs; returns the next time (run_now()) it wants a call, 0: none. */
+/*
+ * Relays logs, looks at unwatched runs and removes the directories of runs
+ * that ended a moment ago; returns the next time (run_now()) it wants a
+ * call, 0: none.
+ */
 double instances_tick(instances *t, double now);
 
 /* [{"instance", "generation"}] of the running instances (new reference). */

@@ -1,6 +1,7 @@
 /* run.c - instance directories, the progress lines, requests to the supervisor, exits. */
 #include "run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -133,18 +134,53 @@ fail:
 	return e;
 }
 
-/* Renamed out of the way first: a directory half removed must not look like a run to a later agent. */
+#define GONE_PREFIX ".gone-"
+
+/*
+ * Renamed out of the way: a directory half removed must not look like a run
+ * to a later agent. The removal itself (a few ms of unlinks) waits for
+ * run_sweep(), off the path of the exit event.
+ */
 static void remove_dir(run *r)
 {
 	char gone[PROTO_ID_MAX + 48], *inst = fs_join(r->cfg.work_dir, "inst"), *path = NULL;
 
-	snprintf(gone, sizeof(gone), ".gone-%s", r->name);
-	if (inst && (path = fs_join(inst, gone)) && rename(r->dir, path) == 0)
-		fs_rm_rf(path);
-	else
+	snprintf(gone, sizeof(gone), GONE_PREFIX "%s", r->name);
+	if (!inst || !(path = fs_join(inst, gone)) || rename(r->dir, path) < 0)
 		fs_rm_rf(r->dir);
 	free(inst);
 	free(path);
+}
+
+int run_sweep(const char *work_dir)
+{
+	char *inst = fs_join(work_dir, "inst"), *path = NULL;
+	struct dirent *de;
+	DIR *d;
+	int r = 0, e;
+
+	if (!inst)
+		return err_set(ERR_NOMEM, "out of memory");
+	if (!(d = opendir(inst))) {
+		r = errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot read '%s'", inst);
+		free(inst);
+		return r;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, GONE_PREFIX, strlen(GONE_PREFIX)) != 0)
+			continue;
+		free(path);
+		if (!(path = fs_join(inst, de->d_name))) {
+			r = err_set(ERR_NOMEM, "out of memory");
+			break;
+		}
+		if ((e = fs_rm_rf(path)) < 0 && r == 0)
+			r = e;
+	}
+	closedir(d);
+	free(path);
+	free(inst);
+	return r;
 }
 
 void run_free(run *r)

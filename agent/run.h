@@ -88,9 +88,13 @@ int run_adopt(run **out, const struct run_config *cfg, const char *name, const j
  * Frees the run and its descriptors, not its object: one that still runs
  * keeps running, and keeps its directory for a later run_adopt(). The
  * directory of a run that never started, or whose exit run_reap() returned,
- * is removed. NULL is fine.
+ * is renamed to WORK/inst/.gone-NAME, for run_sweep() to remove once the
+ * exit is reported (a run adopted later never sees it). NULL is fine.
  */
 void run_free(run *r);
+
+/* Removes the directories of freed runs (WORK/inst/.gone-*); 0 or the first error. */
+int run_sweep(const char *work_dir);
 
 /* Kills the object if it still runs (its whole process group), removes the directory, frees. NULL is fine. */
 void run_discard(run *r);

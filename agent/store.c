@@ -183,6 +183,8 @@ int store_open(store **out, const char *dir, uint64_t max_bytes)
 	s->max = max_bytes;
 	if ((r = fs_mkdir_p(dir, 0700)) < 0 || (r = cas_open(&s->cas, dir)) < 0)
 		goto out;
+	/* Every blob is verified before it is used (store_verify()), and its durable copy is the dispatcher's. */
+	cas_set_cache(s->cas);
 	clean_tmp(cas_tmpdir(s->cas));
 	if (!(corrupt = fs_join(dir, "corrupt"))) {
 		r = err_set(ERR_NOMEM, "out of memory");

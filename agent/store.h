@@ -13,7 +13,10 @@
  * cap, the least recently used unpinned blobs are deleted until they fit
  * again. A pinned blob (being extracted, or waiting to be uploaded) is
  * never deleted, so the cache may stay above its cap while pins last.
- * The order of use survives restarts through the blobs' mtimes.
+ * The order of use survives restarts through the blobs' mtimes. Nothing is
+ * fsynced (cas_set_cache()): the dispatcher holds every blob durably, and
+ * a blob is re-hashed before each use, so one that a machine crash tore is
+ * fetched again.
  * Not thread-safe: the agent's main thread owns it.
  */
 typedef struct store store;

@@ -22,9 +22,11 @@ struct bundle_limits {
 
 /*
  * Packs the tree below dir into a zstd-compressed tar written atomically
- * to out_path. The result depends only on names, contents, the executable
- * bit and link targets: entries are sorted, owners are 0, times are 0.
- * Regular files, directories and relative symlinks only.
+ * to out_path (renamed into place, not fsynced: every caller packs into a
+ * scratch file that is uploaded or adopted into a cas, which decides how
+ * durable it is). The result depends only on names, contents, the
+ * executable bit and link targets: entries are sorted, owners are 0,
+ * times are 0. Regular files, directories and relative symlinks only.
  */
 int bundle_pack_dir(const char *dir, const char *out_path);
 

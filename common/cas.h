@@ -19,6 +19,14 @@ typedef struct cas cas;
 int cas_open(cas **out, const char *root);
 void cas_free(cas *c);
 
+/*
+ * A cache of blobs whose durable copies are elsewhere: blobs are renamed
+ * into place without the fsyncs. Only for a store whose user verifies a
+ * blob before each use (cas_verify()), so that a blob a machine crash left
+ * torn is fetched again rather than used: the agent's cache.
+ */
+void cas_set_cache(cas *c);
+
 /* The store's scratch directory, on the same file system (borrowed). */
 const char *cas_tmpdir(const cas *c);
 

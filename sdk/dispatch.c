@@ -757,12 +757,17 @@ static int write_blob(const struct entry *e, char *name, size_t name_len)
 	if (!f)
 		return -1;
 	ok = fwrite(e->data, type_sizes[e->type], e->count, f) == e->count;
-	ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
 	ok &= fclose(f) == 0;
 	return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
-/* Writes OUT/state.json (and blobs) atomically: state.json is renamed last. */
+/*
+ * Writes OUT/state.json (and blobs) atomically: state.json is renamed last.
+ * Not fsynced: the agent packs the state as soon as it is told of it and
+ * the dispatcher stores the bundle durably; OUT/ only has to outlive the
+ * object and the agent, not the machine (whose objects then continue
+ * elsewhere from the last stored checkpoint).
+ */
 static int write_state(void)
 {
 	char path[4096], tmp[4200], name[KEY_MAX + 16];
@@ -802,7 +807,6 @@ static int write_state(void)
 		}
 	}
 	fprintf(f, "\n}}\n");
-	ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
 	ok &= fclose(f) == 0;
 	if (!ok || rename(tmp, path) < 0)
 		return -1;

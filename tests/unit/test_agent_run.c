@@ -271,6 +271,32 @@ static void test_run__exit_85_is_checkpointed(void **state)
 }
 
 /* A checkpoint is not packed while the object is writing the next one. */
+static void test_run__directory_goes_at_the_sweep(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	run *r = start(f, "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 0");
+	char *dir = strdup(run_dir(r)), *inst = fs_join(f->dir, "inst"), *gone;
+	char name[256];
+
+	finish(r, &x);
+	snprintf(name, sizeof(name), ".gone-%s", strrchr(dir, '/') + 1);
+	gone = fs_join(inst, name);
+	run_free(r);
+	/* Out of the way at once (no later agent takes it for a run), removed only at the sweep. */
+	assert_false(fs_exists(dir));
+	assert_true(fs_exists(gone));
+	assert_int_equal(run_sweep(f->dir), 0);
+	assert_false(fs_exists(gone));
+	assert_true(fs_exists(inst));
+	/* Nothing to sweep, or no inst/ at all: fine. */
+	assert_int_equal(run_sweep(f->dir), 0);
+	assert_int_equal(run_sweep(gone), 0);
+	free(dir);
+	free(inst);
+	free(gone);
+}
+
 static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 {
 	struct fixture *f = *state;
@@ -616,6 +642,7 @@ int main(void)
 		T(test_run__progress_is_thinned),
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
+		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__unreadable_state_is_an_error),

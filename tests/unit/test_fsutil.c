@@ -87,7 +87,8 @@ static void test_fsutil__tree_digest_follows_content(void **state)
 	free(b);
 }
 
-static void test_cas__put_verify_and_detect_corruption(void **state)
+/* The same for a durable cas and for a cache (cas_set_cache(): no fsyncs, the same guarantees when read). */
+static void cas_put_verify_and_detect_corruption(int cache)
 {
 	char *d = tmp_dir(), *p;
 	digest_hex h, h2;
@@ -96,6 +97,8 @@ static void test_cas__put_verify_and_detect_corruption(void **state)
 	FILE *f;
 
 	assert_int_equal(cas_open(&c, d), 0);
+	if (cache)
+		cas_set_cache(c);
 	assert_int_equal(cas_put_buf(c, &h, "hello", 5), 0);
 	assert_string_equal(h.hex, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
 	assert_int_equal(cas_put_buf(c, &h2, "hello", 5), 0); /* putting twice is fine */
@@ -115,6 +118,13 @@ static void test_cas__put_verify_and_detect_corruption(void **state)
 	fs_rm_rf(d);
 	free(p);
 	free(d);
+}
+
+static void test_cas__put_verify_and_detect_corruption(void **state)
+{
+	(void)state;
+	cas_put_verify_and_detect_corruption(0);
+	cas_put_verify_and_detect_corruption(1);
 }
 
 static void test_fsutil__write_renamed_replaces_whole(void **state)
