@@ -437,7 +437,7 @@ static int prepare_work(struct agent *a)
 		if (!(trees = fs_join(a->cfg->work_dir, "unpacked")))
 			r = err_set(ERR_NOMEM, "out of memory");
 		else
-			r = store_set_trees(a->st, trees);
+			r = store_set_trees(a->st, trees, store_boot_id());
 	}
 out:
 	free(inst);

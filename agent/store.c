@@ -413,12 +413,38 @@ static int walk(const char *dir, int seal, uint64_t *bytes)
 	return 0;
 }
 
-int store_set_trees(store *s, const char *dir)
+const char *store_boot_id(void)
+{
+	static char id[64];
+	struct buf b = BUF_INIT(sizeof(id));
+
+	if (!id[0] && fs_read_file(&b, "/proc/sys/kernel/random/boot_id", sizeof(id) - 1) == 0)
+		snprintf(id, sizeof(id), "%.*s", (int)strcspn(buf_str(&b), "\n"), buf_str(&b));
+	buf_release(&b);
+	return id;
+}
+
+#define BOOT_FILE ".boot"
+
+/* Whether dir/.boot says boot; when not, it will once dir is emptied. */
+static int same_boot(const char *dir, const char *boot, char **file)
+{
+	struct buf b = BUF_INIT(128);
+	int same;
+
+	if (!(*file = fs_join(dir, BOOT_FILE)))
+		return err_set(ERR_NOMEM, "out of memory");
+	same = fs_read_file(&b, *file, 127) == 0 && !strcmp(buf_str(&b), boot);
+	buf_release(&b);
+	return same;
+}
+
+int store_set_trees(store *s, const char *dir, const char *boot)
 {
 	struct dirent *d;
 	DIR *top = NULL;
-	char *path = NULL;
-	int r;
+	char *path = NULL, *boot_file = NULL;
+	int r, wipe;
 
 	if (s->trees)
 		return err_set(ERR_EXISTS, "the store has its trees already");
@@ -428,21 +454,27 @@ int store_set_trees(store *s, const char *dir)
 		return err_errno(ERR_IO, errno, "cannot chmod '%s'", dir);
 	if (!(s->trees = strdup(dir)))
 		return err_set(ERR_NOMEM, "out of memory");
-	if (!(top = opendir(dir)))
-		return err_errno(ERR_IO, errno, "cannot read '%s'", dir);
+	if ((r = same_boot(dir, boot ? boot : "", &boot_file)) < 0)
+		goto out;
+	wipe = !r;
+	if (!(top = opendir(dir))) {
+		r = err_errno(ERR_IO, errno, "cannot read '%s'", dir);
+		goto out;
+	}
+	r = 0;
 	while ((d = readdir(top)) != NULL) {
 		struct entry *e;
 		uint64_t bytes;
 
-		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..") || !strcmp(d->d_name, BOOT_FILE))
 			continue;
 		free(path);
 		if (!(path = fs_join(dir, d->d_name))) {
 			r = err_set(ERR_NOMEM, "out of memory");
 			break;
 		}
-		/* An unpacking that did not finish, or something that is not a tree. */
-		if (!digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
+		/* Another boot's, an unpacking that did not finish, or something that is not a tree. */
+		if (wipe || !digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
 			fs_rm_rf(path);
 			continue;
 		}
@@ -455,8 +487,13 @@ int store_set_trees(store *s, const char *dir)
 		e->tree = bytes;
 		s->total += bytes;
 	}
-	free(path);
 	closedir(top);
+	/* Written after the trees went: a crash in between removes them again. */
+	if (r == 0 && wipe)
+		r = fs_write_renamed(boot_file, boot ? boot : "", strlen(boot ? boot : ""), 0644);
+out:
+	free(path);
+	free(boot_file);
 	return r;
 }
 

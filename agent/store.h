@@ -62,9 +62,15 @@ void store_unpin(store *s, const char *digest);
  * when its blob is evicted; pin the blob for as long as a run uses the
  * tree. store_set_trees() creates dir and indexes the trees an earlier
  * agent left; trees whose blob is gone are indexed too, so a run taken
- * over can still pin its tree, and are evicted like any other.
+ * over can still pin its tree, and are evicted like any other. Trees are
+ * written without fsync: boot names the machine's boot (store_boot_id());
+ * when dir was filled during another boot, every tree in it is removed
+ * (a crash may have torn it, and no run outlived the reboot to need it).
  */
-int store_set_trees(store *s, const char *dir);
+int store_set_trees(store *s, const char *dir, const char *boot);
+
+/* This boot of the machine (/proc/sys/kernel/random/boot_id), "" when unknown (borrowed). */
+const char *store_boot_id(void);
 
 /* The directory of the trees (borrowed), NULL before store_set_trees(). */
 const char *store_tree_dir(const store *s);

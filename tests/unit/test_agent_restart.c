@@ -157,7 +157,7 @@ static void agent_open(struct fixture *f, struct agent *a, int crash_after_save)
 	char *trees = fs_join(f->dir, "unpacked");
 
 	if (store_open(&a->st, cache, f->cache_max ? f->cache_max : 1u << 30) < 0 ||
-	    (f->cfg.drop && store_set_trees(a->st, trees) < 0) || outbox_new(&a->ob, a->st) < 0 ||
+	    (f->cfg.drop && store_set_trees(a->st, trees, "boot-1") < 0) || outbox_new(&a->ob, a->st) < 0 ||
 	    outbox_load(a->ob, f->outbox, &cursors) < 0)
 		fail_msg("%s", err_msg());
 	free(trees);

@@ -284,7 +284,7 @@ static void test_store__tree_is_unpacked_once_and_read_only(void **state)
 	store *s;
 
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	a = put_artifact(f, s, 5000);
 	blob = store_size(s);
 	assert_false(store_has_tree(s, a.hex));
@@ -322,7 +322,7 @@ static void test_store__tree_goes_with_its_blob(void **state)
 	store *s;
 
 	assert_int_equal(store_open(&s, f->dir, 8000), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	a = put_artifact(f, s, 5000);
 	assert_int_equal(store_pin(s, a.hex), 0);
 	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
@@ -351,7 +351,7 @@ static void test_store__trees_are_found_again_after_a_restart(void **state)
 	store *s;
 
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	a = put_artifact(f, s, 3000);
 	b = put_artifact(f, s, 4000);
 	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
@@ -371,7 +371,7 @@ static void test_store__trees_are_found_again_after_a_restart(void **state)
 	free(p);
 	store_free(s);
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	p = fs_join(trees, ".unpack-x");
 	assert_false(fs_exists(p));
 	free(p);
@@ -384,14 +384,49 @@ static void test_store__trees_are_found_again_after_a_restart(void **state)
 	/* Within the cap, nothing needs to go; a smaller cap takes the orphan first. */
 	store_free(s);
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	store_free(s);
 	assert_int_equal(store_open(&s, f->dir, 5000), 0);
-	assert_int_equal(store_set_trees(s, trees), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
 	store_evict(s);
 	assert_false(tree_on_disk(f, &b));
 	assert_true(tree_on_disk(f, &a) && on_disk(s, &a));
 	store_free(s);
+	free(trees);
+}
+
+/* Trees are not fsynced: those of another boot may be torn and go; the blobs stay, verified before use. */
+static void test_store__trees_of_another_boot_go(void **state)
+{
+	struct fixture *f = *state;
+	char *trees = fs_join(f->dir, "trees"), *t = NULL;
+	digest_hex a;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
+	a = put_artifact(f, s, 3000);
+	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
+	store_free(s);
+	/* The same boot (an agent restart): the tree is used as it is. */
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-1"), 0);
+	assert_true(store_has_tree(s, a.hex));
+	store_free(s);
+	/* After a reboot: gone, and unpacked again from its verified blob when needed. */
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-2"), 0);
+	assert_false(store_has_tree(s, a.hex));
+	assert_false(tree_on_disk(f, &a));
+	assert_true(on_disk(s, &a));
+	free(t);
+	t = NULL;
+	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
+	assert_true(tree_on_disk(f, &a));
+	store_free(s);
+	/* The boot id of this machine is what the agent passes. */
+	assert_true(strlen(store_boot_id()) >= 32);
+	free(t);
 	free(trees);
 }
 
@@ -408,6 +443,7 @@ int main(void)
 		T(test_store__tree_is_unpacked_once_and_read_only),
 		T(test_store__tree_goes_with_its_blob),
 		T(test_store__trees_are_found_again_after_a_restart),
+		T(test_store__trees_of_another_boot_go),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
