@@ -177,6 +177,25 @@ static int fetch(instances *t, const char *digest)
 	return r < 0 ? err_prefix(r, "cannot fetch blob %.12s", digest) : 0;
 }
 
+/* The state bundle a start message carried: into the store, checked against its digest (fetch() verifies). */
+static void take_inline(instances *t, const struct proto_msg *m)
+{
+	char name[DIGEST_HEX_LEN + 8], *tmp;
+	int r;
+
+	if (!m->state[0] || !m->state_bundle.len || store_has(t->env.st, m->state))
+		return;
+	snprintf(name, sizeof(name), "inline-%s", m->state);
+	if (!(tmp = fs_join(store_tmpdir(t->env.st), name)))
+		return;
+	r = fs_write_renamed(tmp, m->state_bundle.data, m->state_bundle.len, 0600);
+	if (r == 0)
+		r = store_adopt(t->env.st, NULL, tmp, m->state);
+	if (r < 0)
+		log_warn("instance '%s': the state in the start message is not used: %s", m->instance, err_msg());
+	free(tmp);
+}
+
 /*
  * With a place for trees in the store (store_set_trees(): the agent's
  * choice, see prepare_work()), every run of an artifact uses one read-only
@@ -217,6 +236,7 @@ static void start(instances *t, const struct proto_msg *m)
 		outbox_forget(t->env.ob, m->instance, run_generation(t->runs[old]));
 		remove_at(t, (size_t)old, 1);
 	}
+	take_inline(t, m);
 	store_pin(t->env.st, m->artifact);
 	if (m->state[0])
 		store_pin(t->env.st, m->state);

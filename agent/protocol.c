@@ -1,6 +1,7 @@
 /* protocol.c - validating start/stop messages and building events. */
 #include "protocol.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,10 @@ int proto_id_is_valid(const char *s)
 
 void proto_msg_release(struct proto_msg *m)
 {
-	if (!m || !m->args)
+	if (!m)
+		return;
+	buf_release(&m->state_bundle);
+	if (!m->args)
 		return;
 	for (size_t i = 0; i < m->nargs; i++)
 		free(m->args[i]);
@@ -119,6 +123,26 @@ static int parse_args(struct proto_msg *m, json_t *o)
 	return 0;
 }
 
+/* "state_bundle": the state's bytes, base64, at most PROTO_INLINE_MAX; checked against "state" when used. */
+static int get_bundle(struct proto_msg *m, json_t *o)
+{
+	json_t *v = json_object_get(o, "state_bundle");
+
+	buf_init(&m->state_bundle, PROTO_INLINE_MAX);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return BAD(m, "state_bundle", "expected a string");
+	if (!m->state[0])
+		return BAD(m, "state_bundle", "given without 'state'");
+	if (buf_append_unbase64(&m->state_bundle, json_string_value(v), json_string_length(v)) < 0) {
+		char why[160];
+		snprintf(why, sizeof(why), "%s", err_msg());
+		return BAD(m, "state_bundle", why);
+	}
+	return 0;
+}
+
 static int parse_start(struct proto_msg *m, json_t *o)
 {
 	json_t *lim = json_object_get(o, "limits");
@@ -138,6 +162,8 @@ static int parse_start(struct proto_msg *m, json_t *o)
 		return BAD(m, "entry", "expected a file name");
 	if (fork_index > INT32_MAX)
 		return BAD(m, "fork_index", "too large");
+	if ((r = get_bundle(m, o)) < 0)
+		return r;
 	memcpy(m->entry, entry, strlen(entry) + 1);
 	m->fork_index = (int64_t)fork_index;
 	if (lim && !json_is_null(lim)) {

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "digest.h"
 
 /*
@@ -19,6 +20,7 @@
 #define PROTO_ENTRY_MAX 255	      /* a file name below bin/ */
 #define PROTO_ARGS_MAX 4096	      /* argument count */
 #define PROTO_ARGS_BYTES (256u << 10) /* total argument bytes */
+#define PROTO_INLINE_MAX (64u << 10)  /* a state bundle carried in a message or event (dispatchd's limit) */
 
 enum proto_type { PROTO_START = 1, PROTO_STOP };
 enum proto_stop_mode { PROTO_STOP_CHECKPOINT = 1, PROTO_STOP_KILL };
@@ -37,6 +39,7 @@ struct proto_msg {
 	/* start */
 	char artifact[DIGEST_HEX_LEN + 1];
 	char state[DIGEST_HEX_LEN + 1]; /* "" when the instance starts fresh */
+	struct buf state_bundle;	/* its bytes when the message carries them ("state_bundle", base64) */
 	char entry[PROTO_ENTRY_MAX + 1];
 	char **args; /* NULL-terminated, owned */
 	size_t nargs;

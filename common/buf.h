@@ -30,6 +30,15 @@ int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 
+/* Appends data as base64 (RFC 4648, padded, no line breaks). */
+int buf_append_base64(struct buf *b, const void *data, size_t len);
+
+/*
+ * Appends the bytes that the base64 text (padded, no line breaks or other
+ * characters) stands for: ERR_INVALID for anything else.
+ */
+int buf_append_unbase64(struct buf *b, const char *text, size_t len);
+
 /* Returns the contents (new; caller frees) and leaves b empty. */
 char *buf_detach(struct buf *b, size_t *len);
 

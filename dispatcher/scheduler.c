@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "buf.h"
 #include "digest.h"
 #include "error.h"
 #include "fsutil.h"
@@ -48,6 +50,50 @@ const char *sched_best_level(const char *levels_json, json_t *built)
 	return best; /* borrowed from built */
 }
 
+/* A small state bundle rides in the start message: the agent has it without a download. */
+static void inline_state(struct core *c, json_t *msg, const char *digest)
+{
+	struct buf blob = BUF_INIT(SCHED_INLINE_MAX), text = BUF_INIT(SCHED_INLINE_MAX / 3 * 4 + 8);
+	char *path = digest ? cas_path(c->blobs, digest) : NULL;
+	struct stat st;
+
+	/* Anything that goes wrong leaves the download to the agent, which verifies what it gets. */
+	if (path && stat(path, &st) == 0 && st.st_size <= (off_t)SCHED_INLINE_MAX &&
+	    fs_read_file(&blob, path, SCHED_INLINE_MAX) == 0 && buf_append_base64(&text, blob.data, blob.len) == 0)
+		json_object_set_new(msg, "state_bundle", json_stringn(buf_str(&text), text.len));
+	buf_release(&blob);
+	buf_release(&text);
+	free(path);
+}
+
+/* Stores the bundle an event carries (base64) under the digest it names; 0 or a status with err. */
+static unsigned store_inline_bundle(struct core *c, const json_t *ev, const char *digest, char *err, size_t errlen)
+{
+	json_t *b = json_object_get(ev, "bundle");
+	struct buf bytes = BUF_INIT(SCHED_INLINE_MAX);
+	digest_hex got;
+	unsigned status = 0;
+
+	if (!b)
+		return 0;
+	if (!json_is_string(b) || !digest || !digest_is_valid(digest)) {
+		snprintf(err, errlen, "events[]: \"bundle\" must be a string, with \"state\" its sha256");
+		return 400;
+	}
+	if (buf_append_unbase64(&bytes, json_string_value(b), json_string_length(b)) < 0) {
+		snprintf(err, errlen, "events[]: \"bundle\" (base64 of at most %u bytes): %s", SCHED_INLINE_MAX, err_msg());
+		status = 400;
+	} else if (digest_bytes(&got, bytes.data ? bytes.data : "", bytes.len), strcmp(got.hex, digest) != 0) {
+		snprintf(err, errlen, "events[]: the bundle's sha256 is %s, not %s", got.hex, digest);
+		status = 400;
+	} else if (!cas_has(c->blobs, digest) && cas_put_buf(c->blobs, &got, bytes.data ? bytes.data : "", bytes.len) < 0) {
+		snprintf(err, errlen, "cannot store the bundle: %s", err_msg());
+		status = 500;
+	}
+	buf_release(&bytes);
+	return status;
+}
+
 /* Sends the start message of an instance placed on node (inside a transaction). */
 static int start_instance(struct core *c, json_t *inst, json_t *node, const char *level, const char *artifact)
 {
@@ -68,6 +114,7 @@ static int start_instance(struct core *c, json_t *inst, json_t *node, const char
 	if (!msg)
 		return err_set(ERR_NOMEM, "out of memory");
 	json_object_set_new(msg, "limits", json_pack("{sisisi}", "cpu_s", 0, "memory", 0, "wall_s", 0));
+	inline_state(c, msg, json_string_value(json_object_get(inst, "state_digest")));
 	json_object_set_new(msg, "checkpoint_s", json_integer(json_integer_value(json_object_get(inst, "checkpoint_s"))));
 	/* A wish to run somewhere is fulfilled once; speed is learned afresh on the new node. */
 	if ((r = store_run(c->db, NULL,
@@ -344,6 +391,9 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 	} else if (!strcmp(kind, "checkpoint") || !strcmp(kind, "exit")) {
 		json_t *sd = json_object_get(ev, "state");
 		const char *digest = json_string_value(sd);
+		unsigned st = store_inline_bundle(c, ev, digest, err, errlen);
+		if (st)
+			return st;
 		if (sd && !json_is_null(sd) && (!digest_is_valid(digest) || !cas_has(c->blobs, digest))) {
 			snprintf(err, errlen, "events[]: state '%.70s' is not an uploaded blob", digest ? digest : "?");
 			return 400;

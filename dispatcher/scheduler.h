@@ -21,6 +21,13 @@
 /* Places pending instances on nodes with free slots, idle nodes first. */
 void sched_pass(struct core *c);
 
+/*
+ * State bundles up to this size travel inside the messages and events that
+ * name them (base64, "state_bundle" in a start message, "bundle" in a
+ * checkpoint or exit event): no separate blob upload or download.
+ */
+#define SCHED_INLINE_MAX (64u << 10)
+
 /* Queues a message for a node and wakes its long poll. */
 int sched_send(struct core *c, int64_t node, json_t *msg);
 

@@ -218,6 +218,32 @@ def main():
         if not ok:
             failures.append("exit 0 without its state")
 
+        # A small state bundle may ride inside its checkpoint or exit event, base64.
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        db.execute("INSERT INTO instances(id, job, object, idx, state, created, node, generation) "
+                   "VALUES(79, 77, 'o', 2, 'running', 0, ?, 1)", (int(nid.split("-")[1]),))
+        db.commit()
+        db.close()
+        bundle = os.urandom(3000)
+        bdigest = hashlib.sha256(bundle).hexdigest()
+        b64 = __import__("base64").b64encode(bundle).decode()
+        def ckpt(name, want, b, d):
+            check("events: " + name, c, "POST", "/v1/agent/events", want, token=node,
+                  body={"instance": "i-79", "generation": 1,
+                        "events": [{"kind": "checkpoint", "state": d, "bundle": b}]})
+        ckpt("inline bundle not base64", 400, b64[:-4] + "!!!!", bdigest)
+        ckpt("inline bundle with a line break", 400, b64[:40] + "\n" + b64[40:], bdigest)
+        ckpt("inline bundle of another digest", 400, b64, "1" * 64)
+        ckpt("inline bundle not a string", 400, 17, bdigest)
+        ckpt("inline bundle larger than 64 KiB", 400,
+             __import__("base64").b64encode(os.urandom(65 * 1024)).decode(), bdigest)
+        check("blob: nothing stored by the refused ones", c, "GET", "/v1/blobs/" + bdigest, 404, token=op)
+        ckpt("inline bundle, good", 200, b64, bdigest)
+        got = check("blob: the inline bundle is stored", c, "GET", "/v1/blobs/" + bdigest, 200, token=op)
+        inst = json.loads(check("instance: its checkpoint", c, "GET", "/v1/instances/i-79", 200, token=op))
+        if got != bundle or inst["state_digest"] != bdigest:
+            failures.append("inline bundle stored and named")
+
         # Still alive, still answering.
         check("still serving", c, "GET", "/v1/jobs", 200, token=op)
         if proc.poll() is not None:

@@ -32,8 +32,11 @@ job_file reference instances 1
 cluster_cli submit "$CW/reference.json" --wait --json >"$CW/reference.out"
 ref=$(walk_result "$(jq_ 'd["instances"][0]["id"]' <"$CW/reference.out")")
 
-# The chain: slow enough (a pause every 1024 steps) to be caught running on every hop.
-job_file chain instances 1 "{'sleep_us': 30000}"
+# The chain: slow enough (a pause every 1024 steps) to be caught running on every hop,
+# with 128 KiB of ballast in its state: too large to ride inside the exit event and
+# the start message, so its checkpoints are uploaded and fetched as blobs (the forks'
+# small ones below travel inline).
+job_file chain instances 1 "{'sleep_us': 30000, 'ballast_kib': 128}"
 inst=$(cluster_cli submit "$CW/chain.json" --json | jq_ 'd["instances"][0]')
 wait_for "$inst" 'd["state"] == "running" and d["node"] == "'"$X86"'" and d["progress"] > 0.05'
 for n in "$S390" "$ARM" "$A64"; do api POST "/v1/nodes/$n/undrain" >/dev/null; done
@@ -59,6 +62,8 @@ check "each hop continued from a checkpoint (3 checkpointed events)" \
 	"$(jq_ 'sum(h["event"] == "checkpointed" for h in d["history"])' <"$CW/chain-instance.json")" 3
 check "generation counts the four placements" "$(jq_ 'd["generation"]' <"$CW/chain-instance.json")" 4
 check "the result is bit-identical to the uninterrupted run" "$(walk_result "$inst")" "$ref"
+check "the chain's checkpoints were larger than 64 KiB (sent as blobs, not inline)" \
+	"$(api GET "/v1/blobs/$(jq_ 'd["state_digest"]' <"$CW/chain-instance.json")" | wc -c | awk '{ print ($1 > 65536) }')" 1
 check "the migrations' cost was measured" \
 	"$(jq_ 'sum(h["event"] == "running" and "moved" in (h["detail"] or "") for h in d["history"])' <"$CW/chain-instance.json")" 2
 
@@ -72,6 +77,7 @@ wait_for "$parent" 'd["state"] == "checkpointed"'
 digest=$(api GET "/v1/instances/$parent" | jq_ 'd["state_digest"]')
 api GET "/v1/blobs/$digest" >"$CW/ckpt.tar.zst"
 at=$(zstd -qdc "$CW/ckpt.tar.zst" | tar -xO state.json | jq_ 'd["values"]["i"]')
+check "the forks' checkpoint is small enough to travel inline" "$(wc -c <"$CW/ckpt.tar.zst" | awk '{ print ($1 <= 65536) }')" 1
 forks=$(api POST "/v1/instances/$parent/fork" '{"count": 3}' | jq_ '" ".join(d["forks"])')
 api POST "/v1/instances/$parent/continue" '{}' >/dev/null
 job_file forkref fork 4 "{'fork_at': $at}"

@@ -190,6 +190,39 @@ static void test_protocol__bad_digests(void **state)
 	assert_int_equal(start_with("state", json_integer(0)), ERR_INVALID);
 }
 
+/* A state bundle carried in the start message: decoded and bounded; never without the state it is. */
+static void test_protocol__state_bundle(void **state)
+{
+	json_t *m = good_start();
+	struct proto_msg pm;
+	size_t n = (PROTO_INLINE_MAX + 2) / 3 * 4; /* the base64 of PROTO_INLINE_MAX bytes */
+	char *big = malloc(n + 1);
+
+	(void)state;
+	json_object_set_new(m, "state_bundle", json_string("Zm9vYmFy"));
+	assert_int_equal(proto_parse(&pm, m), 0);
+	assert_int_equal(pm.state_bundle.len, 6);
+	assert_memory_equal(pm.state_bundle.data, "foobar", 6);
+	proto_msg_release(&pm);
+	assert_null(pm.state_bundle.data);
+	json_object_del(m, "state");
+	assert_int_equal(proto_parse(&pm, m), ERR_INVALID);
+	assert_non_null(strstr(err_msg(), "'state_bundle': given without 'state'"));
+	json_decref(m);
+	assert_int_equal(start_with("state_bundle", json_string("Zm9v!mFy")), ERR_INVALID);
+	assert_non_null(strstr(err_msg(), "'state_bundle'"));
+	assert_int_equal(start_with("state_bundle", json_integer(3)), ERR_INVALID);
+	assert_int_equal(start_with("state_bundle", json_null()), 0);
+	/* Exactly PROTO_INLINE_MAX bytes (65535 in whole groups, one in a padded one), then 2 more. */
+	memset(big, 'A', n);
+	big[n] = '\0';
+	big[n - 2] = big[n - 1] = '=';
+	assert_int_equal(start_with("state_bundle", json_string(big)), 0);
+	big[n - 2] = big[n - 1] = 'A';
+	assert_int_equal(start_with("state_bundle", json_string(big)), ERR_INVALID);
+	free(big);
+}
+
 static void test_protocol__names_that_would_escape(void **state)
 {
 	static const char *const bad_ids[] = {
@@ -329,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_protocol__missing_fields),
 		cmocka_unit_test(test_protocol__wrong_types),
 		cmocka_unit_test(test_protocol__bad_digests),
+		cmocka_unit_test(test_protocol__state_bundle),
 		cmocka_unit_test(test_protocol__names_that_would_escape),
 		cmocka_unit_test(test_protocol__bounded_args),
 		cmocka_unit_test(test_protocol__unknown_type_is_unsupported),

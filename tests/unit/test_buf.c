@@ -63,6 +63,51 @@ static void test_buf__detach_leaves_empty(void **state)
 	free(s);
 }
 
+/* RFC 4648's test vectors, both ways; sizes across the coder's chunk boundary; what is not base64. */
+static void test_buf__base64(void **state)
+{
+	static const char *const vec[][2] = {{"", ""},	       {"f", "Zg=="},	      {"fo", "Zm8="},
+					      {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+					      {"foobar", "Zm9vYmFy"}};
+	static const char *const bad[] = {"Zg=", "Zg", "Z===", "====", "Zm9v\n", "Zm 9v", "Zm=v", "Zm9*", "Zg==Zg=="};
+	struct buf b = BUF_INIT(1 << 20), d = BUF_INIT(1 << 20);
+	unsigned char bytes[10000];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		buf_reset(&b);
+		buf_reset(&d);
+		assert_int_equal(buf_append_base64(&b, vec[i][0], strlen(vec[i][0])), 0);
+		assert_string_equal(buf_str(&b), vec[i][1]);
+		assert_int_equal(buf_append_unbase64(&d, b.data ? b.data : "", b.len), 0);
+		assert_int_equal(d.len, strlen(vec[i][0]));
+		assert_memory_equal(buf_str(&d), vec[i][0], d.len);
+	}
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (unsigned char)(i * 7919 >> 3);
+	for (size_t n = 3060; n < 3090; n++) {
+		buf_reset(&b);
+		buf_reset(&d);
+		assert_int_equal(buf_append_base64(&b, bytes, n), 0);
+		assert_int_equal(b.len, (n + 2) / 3 * 4);
+		assert_int_equal(buf_append_unbase64(&d, b.data, b.len), 0);
+		assert_int_equal(d.len, n);
+		assert_memory_equal(d.data, bytes, n);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		buf_reset(&d);
+		assert_int_equal(buf_append_unbase64(&d, bad[i], strlen(bad[i])), ERR_INVALID);
+		assert_int_equal(d.len, 0);
+	}
+	/* The cap holds for both. */
+	buf_release(&b);
+	buf_init(&b, 7);
+	assert_int_equal(buf_append_base64(&b, "foobar", 6), ERR_LIMIT);
+	assert_int_equal(buf_append_unbase64(&b, "Zm9vYmFyZm9v", 12), ERR_LIMIT);
+	buf_release(&b);
+	buf_release(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -70,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_buf__cap_is_enforced),
 		cmocka_unit_test(test_buf__grows_past_initial_alloc),
 		cmocka_unit_test(test_buf__detach_leaves_empty),
+		cmocka_unit_test(test_buf__base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

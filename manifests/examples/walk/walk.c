@@ -7,13 +7,16 @@
  * picks a different stream, so forks diverge deterministically.
  *
  * State in:  steps (i64), seed (u64), scale (f64), label (str), big (u64),
- *            sleep_us (i64: pause every 1024 steps), checkpoint_every (i64 steps)
+ *            sleep_us (i64: pause every 1024 steps), checkpoint_every (i64 steps),
+ *            ballast_kib (i64: a blob of that many KiB of noise carried along
+ *            unchanged, for a state too large to travel inside a message)
  * Checkpoints: when asked (migration), when the manifest's interval is due,
  * and every checkpoint_every steps.
  * State out: i, x, acc, plus isa, state_ok and the inputs.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,6 +40,20 @@ static void diverge(uint64_t *x, int64_t at)
 	*x = *x ? *x : 1;
 	dispatch_set_i64("fork", dispatch_fork_index());
 	dispatch_set_i64("fork_step", at);
+}
+
+/* Noise that zstd cannot shrink, from its own generator: the walk's stream is untouched. */
+static void add_ballast(int64_t kib)
+{
+	size_t n = kib > 0 && kib <= 1 << 20 ? (size_t)kib * 128 : 0;
+	uint64_t *v = n ? malloc(n * sizeof(*v)) : NULL, s = 0x2545f4914f6cdd1dULL;
+
+	if (!v)
+		return;
+	for (size_t k = 0; k < n; k++)
+		v[k] = next(&s);
+	dispatch_set_blob("ballast", DISPATCH_U64, v, n);
+	free(v);
 }
 
 static void pause_us(int64_t us)
@@ -82,6 +99,7 @@ int main(void)
 						     !strcmp(dispatch_get_str("label", ""), "grüße") &&
 						     scale == 0.1);
 		dispatch_set_i64("fork", fork_at >= 0 ? 0 : dispatch_fork_index());
+		add_ballast(dispatch_get_i64("ballast_kib", 0));
 	}
 	for (; i < steps; i++) {
 		uint64_t r;
