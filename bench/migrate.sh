@@ -38,18 +38,21 @@
 #      sent meanwhile (long polls, heartbeats, progress events).
 # then pauses S seconds (default 0.5). Afterwards, from the instance's history
 # (dispatchd's clock): 'migrate requested' -> 'checkpointed' (stop sent over
-# the long poll, the object writes its state and exits, the agent packs and
-# uploads the bundle and reports the exit) -> 'placed' -> 'running' on the
-# other node (start message over the long poll, state fetched, unpacked,
-# object spawned, 'running' reported); the agents' log lines (time-stamped by
+# the long poll, the object writes its state and exits, the agent packs the
+# bundle and reports the exit, the bundle inside the event when it is at most
+# 64 KiB, uploaded first otherwise) -> 'placed' -> 'running' on the other
+# node (start message over the long poll, carrying a bundle of at most 64 KiB,
+# else the state is fetched; unpacked, object spawned, 'running' reported); the agents' log lines (time-stamped by
 # benchtool stamp, same host clock) split those: the stop reaching the source
 # agent, the object's exit seen and its state packed, the start handled on the
 # destination. The state bundle that moved is the 'checkpointed' digest: its
 # size in dispatchd's store (STATE/cache/cas/sha256/..), checked once against
 # the body GET /v1/blobs/DIGEST returns. The start message is the
 # long-poll reply body that carries it, rebuilt byte for byte from the fields
-# dispatchd packs (dispatcher/scheduler.c start_instance, api.c
-# agent_messages) but for the digits of its sequence number.
+# dispatchd packs (dispatcher/scheduler.c start_instance and inline_state,
+# api.c agent_messages) but for the digits of its sequence number. The
+# payload is bundle + start message: the state crosses two links (source to
+# dispatchd, dispatchd to destination), the second time inside the message.
 # Moves in which the source agent read the object's "checkpoint 1" progress
 # line before its exit are counted: it then packs, stores, uploads and reports
 # the state as a periodic checkpoint (history event 'checkpoint') before it
@@ -305,10 +308,14 @@ artifact_of() { # TARGET
 	jq -r --arg t "$1" '.builds[] | select(.target == $t) | .digest' "$R/job.json"
 }
 # The long-poll reply body carrying a start message (api.c agent_messages): SEQ stands for the sequence number.
+# A state bundle of at most 64 KiB rides in it, base64 (scheduler.c inline_state).
 start_msg_bytes() { # GEN ARTIFACT STATE
-	jq -cn --arg i "$INST" --argjson g "$1" --arg a "$2" --arg s "$3" '
+	local b64=""
+	(($(cas_size "$3") <= 65536)) && b64=$(base64 -w0 "$CW/state/cache/cas/sha256/${3:0:2}/$3")
+	jq -cn --arg i "$INST" --argjson g "$1" --arg a "$2" --arg s "$3" --arg b "$b64" '
 		{seq: 100, messages: [{type: "start", instance: $i, generation: $g, artifact: $a, entry: "walk", args: [],
-		  state: $s, fork_index: 0, limits: {cpu_s: 0, memory: 0, wall_s: 0}, checkpoint_s: 0, seq: 100}]}' |
+		  state: $s, fork_index: 0, limits: {cpu_s: 0, memory: 0, wall_s: 0}}
+		  + (if $b == "" then {} else {state_bundle: $b} end) + {checkpoint_s: 0, seq: 100}]}' |
 		tr -d '\n' | wc -c
 }
 # moves.txt + history.txt + agent stamps -> all.txt, one line per move:
@@ -381,7 +388,7 @@ echo "   state bundle (tar.zst in dispatchd's store): $BUNDLE B (min $(fld min "
 	"GET /v1/blobs of one: $CL B"
 echo "     it holds $BUNDLE_LIST; the tar is $TAR_SIZE B"
 echo "   start message (the long-poll reply body carrying it): $START_MSG B"
-echo "   payload = bundle + start message: $PAYLOAD B"
+echo "   payload = bundle + start message (which carries the bundle again, base64, when it is <= 64 KiB): $PAYLOAD B"
 echo "   wire: all bytes on the two nodes' links (TLS, HTTP, TCP/IP, other messages included): $WIRE B" \
 	"(source $(p50 "${ST[wiresrc-native]}"), destination $(p50 "${ST[wiredst-native]}"); max $(fld max "${ST[wire-native]}"))"
 echo "   the object just before the stop: VmRSS $(kib "$(p50 "${ST[vmrss]}")"), Rss $(kib "$(p50 "${ST[rss]}")")," \
