@@ -22,7 +22,7 @@
 #define LOG_CHUNKS_PER_TICK 16
 #define LOG_PERIOD_S 2.0
 #define LOOK_PERIOD_S 1.0 /* for runs without an inotify watch or a pidfd */
-#define SWEEP_DELAY_S 1.0 /* from a run's end to the removal of its directory */
+#define CHORES_DELAY_S 0.25 /* from a start or a run's end to the chores it left (see mark_chores()) */
 #define FETCH_TRIES 3
 
 struct instances {
@@ -30,8 +30,8 @@ struct instances {
 	run **runs;
 	size_t n, alloc;
 	double next_log, next_look;
-	int ifd;	 /* inotify: the runs' progress files */
-	double sweep_at; /* run_sweep() then (run_now()), 0: nothing to sweep */
+	int ifd;	  /* inotify: the runs' progress files */
+	double chores_at; /* run_sweep() and run_make_spares() then (run_now()), 0: none due */
 };
 
 int instances_new(instances **out, const struct instances_env *env)
@@ -96,14 +96,22 @@ static void unpin_tree(instances *t, run *r)
 
 /* Takes run i out of the table: run_discard() (kill it) or run_free(). */
 /*
- * A run's directory is removed a moment after it ends (SWEEP_DELAY_S):
- * not on the way of its exit event, nor of the start elsewhere that the
- * event may cause.
+ * A moment after a start or a run's end (CHORES_DELAY_S): the directories
+ * of ended runs are removed and the spare run directories made again, not
+ * on the way of the start's running event, of an exit event, nor of the
+ * start elsewhere that an exit may cause.
  */
-static void mark_sweep(instances *t)
+static void mark_chores(instances *t)
 {
-	if (!t->sweep_at)
-		t->sweep_at = run_now() + SWEEP_DELAY_S;
+	if (!t->chores_at)
+		t->chores_at = run_now() + CHORES_DELAY_S;
+}
+
+static void do_chores(instances *t)
+{
+	t->chores_at = 0;
+	if (run_sweep(t->env.rc->work_dir) < 0 || run_make_spares(t->env.rc->work_dir) < 0)
+		log_warn("%s", err_msg());
 }
 
 static void remove_at(instances *t, size_t i, int discard)
@@ -114,7 +122,7 @@ static void remove_at(instances *t, size_t i, int discard)
 		inotify_rm_watch(t->ifd, run_watch_id(r));
 	t->runs[i] = t->runs[--t->n];
 	unpin_tree(t, r);
-	mark_sweep(t);
+	mark_chores(t);
 	if (discard)
 		run_discard(r);
 	else
@@ -255,6 +263,7 @@ static void start(instances *t, const struct proto_msg *m)
 	queue(t, m->instance, m->generation, proto_event_running(), NULL);
 	pin_tree(t, r);
 	add(t, r);
+	mark_chores(t); /* a spare directory to make again */
 	log_info("instance '%s' generation %" PRIu64 " started: %s (pid %d)", m->instance, m->generation,
 		 m->entry, (int)run_pid(r));
 	report(t, "started", r, m->entry);
@@ -268,7 +277,7 @@ out:
 		queue(t, m->instance, m->generation, proto_event_exit(-1, 0, NULL, why), NULL);
 		if (t->env.report)
 			t->env.report(t->env.ud, "failed", m->instance, m->generation, why);
-		mark_sweep(t);
+		mark_chores(t);
 	}
 	run_free(r);
 	store_unpin(t->env.st, m->artifact);
@@ -511,13 +520,10 @@ double instances_tick(instances *t, double now)
 {
 	int look = 0;
 
-	if (t->sweep_at && now >= t->sweep_at) {
-		t->sweep_at = 0;
-		if (run_sweep(t->env.rc->work_dir) < 0)
-			log_warn("%s", err_msg());
-	}
+	if (t->chores_at && now >= t->chores_at)
+		do_chores(t);
 	if (t->n == 0)
-		return t->sweep_at;
+		return t->chores_at;
 	if (now >= t->next_log) {
 		for (size_t i = 0; i < t->n; i++)
 			relay_log(t, t->runs[i], 0);
@@ -526,7 +532,7 @@ double instances_tick(instances *t, double now)
 	for (size_t i = 0; i < t->n; i++)
 		look |= run_watch_id(t->runs[i]) < 0 || run_pidfd(t->runs[i]) < 0;
 	if (!look)
-		return earliest(t->next_log, t->sweep_at);
+		return earliest(t->next_log, t->chores_at);
 	if (now >= t->next_look) {
 		for (size_t i = 0; i < t->n; i++)
 			if (run_watch_id(t->runs[i]) < 0)
@@ -534,7 +540,7 @@ double instances_tick(instances *t, double now)
 		instances_reap(t);
 		t->next_look = now + LOOK_PERIOD_S;
 	}
-	return earliest(earliest(t->next_look, t->next_log), t->sweep_at);
+	return earliest(earliest(t->next_look, t->next_log), t->chores_at);
 }
 
 size_t instances_adopt(instances *t, const json_t *cursors)
@@ -596,6 +602,7 @@ size_t instances_adopt(instances *t, const json_t *cursors)
 	free(inst);
 	/* Exits that happened while no agent was there. */
 	instances_reap(t);
+	t->chores_at = run_now(); /* the spares (removed above with the other dot-entries), at the first tick */
 	return n;
 }
 

@@ -39,20 +39,22 @@ int run_save_instance(const run *r)
 		      (json_int_t)r->generation, "fork_index", (json_int_t)r->fork_index, "entry", r->entry,
 		      "limits", "cpu_s", (json_int_t)r->limits.cpu_s, "memory", (json_int_t)r->limits.memory,
 		      "wall_s", (json_int_t)r->limits.wall_s, "grace_s", (json_int_t)r->grace_s);
-	char *text = NULL, *path = fs_join(r->dir, "instance.json");
+	char *text = NULL, *path = fs_join(r->dir, "instance.json"), *tmp = fs_join(r->dir, "instance.json.tmp");
 	int e;
 
 	if (j && r->artifact[0])
 		json_object_set_new(j, "artifact", json_string(r->artifact));
 	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
-	if (!text || !path)
+	/* Through a fixed temporary name: a spare directory has that file already (see run_make_spares()). */
+	if (!text || !path || !tmp)
 		e = err_set(ERR_NOMEM, "out of memory");
-	else
-		e = fs_write_renamed(path, text, strlen(text), 0600);
+	else if ((e = fs_write_file(tmp, text, strlen(text), 0600)) == 0 && rename(tmp, path) < 0)
+		e = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
 	json_decref(j);
 	free(text);
 	free(path);
+	free(tmp);
 	return e;
 }
 

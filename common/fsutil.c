@@ -112,17 +112,12 @@ int fs_commit(const char *tmp, const char *path)
 	return r;
 }
 
-/* Writes data to a new temporary file next to path; *tmp gets its name. */
-static int write_tmp(char tmp[PATH_MAX], const char *path, const void *data, size_t len, mode_t mode, int sync)
+/* Writes data to the open file fd (named tmp), sets its mode, fsyncs it when sync, closes it. */
+static int write_fd(int fd, const char *tmp, const void *data, size_t len, mode_t mode, int sync)
 {
 	const char *p = data;
-	int fd, r = 0;
+	int r = 0;
 
-	if (snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path) >= PATH_MAX)
-		return err_set(ERR_INVALID, "path too long: '%s'", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return err_errno(ERR_IO, errno, "cannot create a file next to '%s'", path);
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
@@ -139,9 +134,31 @@ static int write_tmp(char tmp[PATH_MAX], const char *path, const void *data, siz
 out:
 	if (close(fd) < 0 && r == 0)
 		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-	if (r < 0)
+	return r;
+}
+
+/* Writes data to a new temporary file next to path; *tmp gets its name. */
+static int write_tmp(char tmp[PATH_MAX], const char *path, const void *data, size_t len, mode_t mode, int sync)
+{
+	int fd, r;
+
+	if (snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path) >= PATH_MAX)
+		return err_set(ERR_INVALID, "path too long: '%s'", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(ERR_IO, errno, "cannot create a file next to '%s'", path);
+	if ((r = write_fd(fd, tmp, data, len, mode, sync)) < 0)
 		unlink(tmp);
 	return r;
+}
+
+int fs_write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+
+	if (fd < 0)
+		return err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	return write_fd(fd, path, data, len, mode, 0);
 }
 
 /* Writes a temporary file beside path and renames it over path (durable: both fsynced first). */

@@ -26,6 +26,13 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
  */
 int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode);
 
+/*
+ * Writes data to path in place (created or truncated; a symlink is not
+ * followed): no temporary file, no fsync. The caller renames it when
+ * readers must not see it half written.
+ */
+int fs_write_file(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Renames tmp to path and fsyncs both the file and the directory. */
 int fs_commit(const char *tmp, const char *path);
 

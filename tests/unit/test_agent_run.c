@@ -297,6 +297,45 @@ static void test_run__directory_goes_at_the_sweep(void **state)
 	free(gone);
 }
 
+/* A start renames a spare directory into place; its out/ and cwd/ become the object's only then. */
+static void test_run__spare_directories(void **state)
+{
+	struct fixture *f = *state;
+	char *inst = fs_join(f->dir, "inst"), *spare, *spare_out, *out, *spare3;
+	struct run_exit x;
+	struct stat st;
+	run *r;
+
+	assert_int_equal(run_make_spares(f->dir), 0);
+	spare = fs_join(inst, ".spare-0");
+	spare_out = fs_join(spare, "out");
+	spare3 = fs_join(inst, ".spare-3");
+	assert_true(fs_exists(spare3));
+	/* Until taken, nothing in it is the object's user's. */
+	assert_int_equal(stat(spare_out, &st), 0);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_int_equal(st.st_mode & 0777, 0700);
+	r = start(f, "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; echo hello; exit 0");
+	assert_false(fs_exists(spare)); /* this run's directory now */
+	out = fs_join(run_dir(r), "out");
+	assert_int_equal(stat(out, &st), 0);
+	if (f->cfg.drop)
+		assert_int_equal(st.st_uid, f->cfg.uid);
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	assert_true(run_has_state(r));
+	run_free(r);
+	/* Made again, and a second call changes nothing. */
+	assert_int_equal(run_make_spares(f->dir), 0);
+	assert_true(fs_exists(spare));
+	assert_int_equal(run_make_spares(f->dir), 0);
+	free(inst);
+	free(spare);
+	free(spare_out);
+	free(spare3);
+	free(out);
+}
+
 static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 {
 	struct fixture *f = *state;
@@ -643,6 +682,7 @@ int main(void)
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
 		T(test_run__directory_goes_at_the_sweep),
+		T(test_run__spare_directories),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__unreadable_state_is_an_error),
