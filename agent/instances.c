@@ -23,6 +23,8 @@
 #define LOG_PERIOD_S 2.0
 #define LOOK_PERIOD_S 1.0 /* for runs without an inotify watch or a pidfd */
 #define CHORES_DELAY_S 0.25 /* from a start or a run's end to the chores it left (see mark_chores()) */
+#define CHORES_STEP 4	     /* ended runs removed at a time, with one spare made */
+#define CHORES_AGAIN_S 0.01  /* until all are done */
 #define FETCH_TRIES 3
 
 struct instances {
@@ -107,11 +109,14 @@ static void mark_chores(instances *t)
 		t->chores_at = run_now() + CHORES_DELAY_S;
 }
 
-static void do_chores(instances *t)
+/* A little at a time (CHORES_STEP): under a stream of starts, chores must not hold them up for long. */
+static void do_chores(instances *t, double now)
 {
-	t->chores_at = 0;
-	if (run_sweep(t->env.rc->work_dir) < 0 || run_make_spares(t->env.rc->work_dir) < 0)
+	int swept = run_sweep(t->env.rc->work_dir, CHORES_STEP), made = 0;
+
+	if (swept < 0 || (made = run_make_spares(t->env.rc->work_dir, 1)) < 0)
 		log_warn("%s", err_msg());
+	t->chores_at = swept == CHORES_STEP || made == 1 ? now + CHORES_AGAIN_S : 0;
 }
 
 static void remove_at(instances *t, size_t i, int discard)
@@ -521,7 +526,7 @@ double instances_tick(instances *t, double now)
 	int look = 0;
 
 	if (t->chores_at && now >= t->chores_at)
-		do_chores(t);
+		do_chores(t, now);
 	if (t->n == 0)
 		return t->chores_at;
 	if (now >= t->next_log) {

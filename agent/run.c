@@ -122,22 +122,22 @@ static int make_spare(const char *path)
 	return e;
 }
 
-int run_make_spares(const char *work_dir)
+int run_make_spares(const char *work_dir, int max)
 {
 	char name[32], *inst = fs_join(work_dir, "inst"), *path = NULL;
-	int e = inst ? fs_mkdir_p(inst, 0711) : err_set(ERR_NOMEM, "out of memory");
+	int e = inst ? fs_mkdir_p(inst, 0711) : err_set(ERR_NOMEM, "out of memory"), made = 0;
 
-	for (int k = 0; e == 0 && k < SPARE_MAX; k++) {
+	for (int k = 0; e == 0 && k < SPARE_MAX && made < max; k++) {
 		snprintf(name, sizeof(name), SPARE_PREFIX "%d", k);
 		free(path);
 		if (!(path = fs_join(inst, name)))
 			e = err_set(ERR_NOMEM, "out of memory");
-		else if (!fs_exists(path))
-			e = make_spare(path);
+		else if (!fs_exists(path) && (e = make_spare(path)) == 0)
+			made++;
 	}
 	free(path);
 	free(inst);
-	return e;
+	return e < 0 ? e : made;
 }
 
 run *run_alloc(const struct run_config *cfg, const char *name)
@@ -237,12 +237,12 @@ static void remove_dir(run *r)
 	free(path);
 }
 
-int run_sweep(const char *work_dir)
+int run_sweep(const char *work_dir, int max)
 {
 	char *inst = fs_join(work_dir, "inst"), *path = NULL;
 	struct dirent *de;
 	DIR *d;
-	int r = 0, e;
+	int r = 0, e, removed = 0;
 
 	if (!inst)
 		return err_set(ERR_NOMEM, "out of memory");
@@ -251,7 +251,7 @@ int run_sweep(const char *work_dir)
 		free(inst);
 		return r;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while (removed < max && (de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, GONE_PREFIX, strlen(GONE_PREFIX)) != 0)
 			continue;
 		free(path);
@@ -261,11 +261,12 @@ int run_sweep(const char *work_dir)
 		}
 		if ((e = fs_rm_rf(path)) < 0 && r == 0)
 			r = e;
+		removed++;
 	}
 	closedir(d);
 	free(path);
 	free(inst);
-	return r;
+	return r < 0 ? r : removed;
 }
 
 void run_free(run *r)

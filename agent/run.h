@@ -93,17 +93,21 @@ int run_adopt(run **out, const struct run_config *cfg, const char *name, const j
  */
 void run_free(run *r);
 
-/* Removes the directories of freed runs (WORK/inst/.gone-*); 0 or the first error. */
-int run_sweep(const char *work_dir);
+/*
+ * Removes the directories of freed runs (WORK/inst/.gone-*), at most max
+ * of them: how many it removed, or the first error.
+ */
+int run_sweep(const char *work_dir, int max);
 
 /*
  * Makes the spare run directories that are missing (WORK/inst/.spare-K,
  * a few): run_new() renames one into place instead of creating a
  * directory tree and the run's files. Off the path of a start: after
  * one, or when the agent starts (which removes the spares it finds, as
- * every other dot-entry of WORK/inst). 0 or the first error.
+ * every other dot-entry of WORK/inst). At most max of them: how many it
+ * made, or the first error.
  */
-int run_make_spares(const char *work_dir);
+int run_make_spares(const char *work_dir, int max);
 
 /* Kills the object if it still runs (its whole process group), removes the directory, frees. NULL is fine. */
 void run_discard(run *r);

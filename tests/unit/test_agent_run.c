@@ -286,12 +286,12 @@ static void test_run__directory_goes_at_the_sweep(void **state)
 	/* Out of the way at once (no later agent takes it for a run), removed only at the sweep. */
 	assert_false(fs_exists(dir));
 	assert_true(fs_exists(gone));
-	assert_int_equal(run_sweep(f->dir), 0);
+	assert_int_equal(run_sweep(f->dir, 4), 1);
 	assert_false(fs_exists(gone));
 	assert_true(fs_exists(inst));
 	/* Nothing to sweep, or no inst/ at all: fine. */
-	assert_int_equal(run_sweep(f->dir), 0);
-	assert_int_equal(run_sweep(gone), 0);
+	assert_int_equal(run_sweep(f->dir, 4), 0);
+	assert_int_equal(run_sweep(gone, 4), 0);
 	free(dir);
 	free(inst);
 	free(gone);
@@ -306,7 +306,8 @@ static void test_run__spare_directories(void **state)
 	struct stat st;
 	run *r;
 
-	assert_int_equal(run_make_spares(f->dir), 0);
+	assert_int_equal(run_make_spares(f->dir, 2), 2); /* at most as many as asked */
+	assert_int_equal(run_make_spares(f->dir, 10), 2);
 	spare = fs_join(inst, ".spare-0");
 	spare_out = fs_join(spare, "out");
 	spare3 = fs_join(inst, ".spare-3");
@@ -326,9 +327,9 @@ static void test_run__spare_directories(void **state)
 	assert_true(run_has_state(r));
 	run_free(r);
 	/* Made again, and a second call changes nothing. */
-	assert_int_equal(run_make_spares(f->dir), 0);
+	assert_int_equal(run_make_spares(f->dir, 10), 1);
 	assert_true(fs_exists(spare));
-	assert_int_equal(run_make_spares(f->dir), 0);
+	assert_int_equal(run_make_spares(f->dir, 10), 0);
 	free(inst);
 	free(spare);
 	free(spare_out);
