@@ -169,6 +169,7 @@ static int join(struct agent *a)
 		return r;
 	if ((r = node_save(&a->node, a->cfg->work_dir, a->cfg->url)) < 0)
 		log_warn("%s", err_msg());
+	outbox_set_inline_max(a->ob, a->node.inline_max);
 	if (a->l && (r = listen_set_identity(a->l, a->node.token, a->node.seq)) < 0)
 		return r;
 	log_info("joined %s as node %s%s (%s; levels %s..%s)", a->cfg->url, a->node.id,

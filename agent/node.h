@@ -28,6 +28,7 @@ struct node {
 	char token[NODE_TOKEN_MAX + 1];
 	uint64_t seq;
 	unsigned heartbeat_s, ttl_s; /* from the join answer */
+	size_t inline_max;	     /* the largest bundle the dispatcher takes inside an event, 0: none */
 };
 
 /* Reads WORK/node.json; ERR_NOTFOUND when there is none, or it is for another dispatcher. */

@@ -33,6 +33,7 @@ struct item {
 
 struct outbox {
 	store *st;
+	size_t inline_max; /* outbox_set_inline_max() */
 	struct item *head, **tail;
 	size_t n, bytes;
 	int changes; /* OUTBOX_SENT, OUTBOX_URGENT */
@@ -250,10 +251,15 @@ int outbox_load(outbox *o, const char *path, json_t **runs)
 		const char *blob = json_string_value(json_object_get(e, "blob"));
 		json_t *gen = json_object_get(e, "generation"), *ev = json_object_get(e, "event");
 
+		/*
+		 * A bundle is re-hashed: the cache fsyncs nothing, so one a machine crash tore is dropped
+		 * with its event. The dispatcher then hears of no exit: the run is not among those this
+		 * agent reports, and the instance continues elsewhere from its last stored checkpoint.
+		 */
 		if (!inst || !proto_id_is_valid(inst) || !json_is_integer(gen) ||
 		    json_integer_value(gen) < 0 || !json_is_object(ev) ||
 		    !json_is_string(json_object_get(ev, "kind")) || !blob ||
-		    (*blob && (!digest_is_valid(blob) || !store_has(o->st, blob)))) {
+		    (*blob && (!digest_is_valid(blob) || store_verify(o->st, blob) < 0))) {
 			dropped++;
 			continue;
 		}
@@ -303,14 +309,20 @@ static int upload(outbox *o, conn *c, struct item *it)
  * is small and intact: one request instead of an upload and a request.
  * NULL when it is not: the blob is uploaded.
  */
+void outbox_set_inline_max(outbox *o, size_t max)
+{
+	o->inline_max = max < PROTO_INLINE_MAX ? max : PROTO_INLINE_MAX;
+}
+
 static json_t *with_bundle(outbox *o, const struct item *it, size_t *bytes)
 {
-	struct buf blob = BUF_INIT(PROTO_INLINE_MAX), text = BUF_INIT(PROTO_INLINE_MAX / 3 * 4 + 8);
-	char *path = store_path(o->st, it->blob);
+	struct buf blob = BUF_INIT(o->inline_max), text = BUF_INIT(PROTO_INLINE_MAX / 3 * 4 + 8);
+	char *path = o->inline_max ? store_path(o->st, it->blob) : NULL;
 	json_t *ev = NULL;
 	digest_hex d;
 
-	if (path && fs_read_file(&blob, path, PROTO_INLINE_MAX) == 0) {
+	*bytes = 0;
+	if (path && fs_read_file(&blob, path, o->inline_max) == 0) {
 		digest_bytes(&d, blob.data ? blob.data : "", blob.len);
 		/* One the disk changed goes the upload's way, which reports it without dropping its batch. */
 		if (!strcmp(d.hex, it->blob) && buf_append_base64(&text, blob.data, blob.len) == 0 &&

@@ -72,6 +72,13 @@ int outbox_save(outbox *o, const char *path, const json_t *runs, int durable);
 int outbox_load(outbox *o, const char *path, json_t **runs);
 
 /*
+ * Bundles of at most max bytes are sent inside their events (what the
+ * dispatcher said it takes when the agent joined); larger ones, or all
+ * with 0 (the default), are uploaded first.
+ */
+void outbox_set_inline_max(outbox *o, size_t max);
+
+/*
  * Sends the queue in order through c, one POST /v1/agent/events per run of
  * events of the same instance generation. Stops at the first ERR_NET or
  * ERR_AUTH and returns it (the rest stays queued); events the dispatcher

@@ -123,24 +123,20 @@ static int parse_args(struct proto_msg *m, json_t *o)
 	return 0;
 }
 
-/* "state_bundle": the state's bytes, base64, at most PROTO_INLINE_MAX; checked against "state" when used. */
-static int get_bundle(struct proto_msg *m, json_t *o)
+/*
+ * "state_bundle": the state's bytes, base64, at most PROTO_INLINE_MAX;
+ * checked against "state" when used. Only a shortcut: one that is not a
+ * string, not base64, too large or without "state" is left out (empty),
+ * and the state is fetched by its digest as when there is none.
+ */
+static void get_bundle(struct proto_msg *m, json_t *o)
 {
 	json_t *v = json_object_get(o, "state_bundle");
 
 	buf_init(&m->state_bundle, PROTO_INLINE_MAX);
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v))
-		return BAD(m, "state_bundle", "expected a string");
-	if (!m->state[0])
-		return BAD(m, "state_bundle", "given without 'state'");
-	if (buf_append_unbase64(&m->state_bundle, json_string_value(v), json_string_length(v)) < 0) {
-		char why[160];
-		snprintf(why, sizeof(why), "%s", err_msg());
-		return BAD(m, "state_bundle", why);
-	}
-	return 0;
+	if (!json_is_string(v) || !m->state[0] ||
+	    buf_append_unbase64(&m->state_bundle, json_string_value(v), json_string_length(v)) < 0)
+		buf_release(&m->state_bundle);
 }
 
 static int parse_start(struct proto_msg *m, json_t *o)
@@ -162,8 +158,7 @@ static int parse_start(struct proto_msg *m, json_t *o)
 		return BAD(m, "entry", "expected a file name");
 	if (fork_index > INT32_MAX)
 		return BAD(m, "fork_index", "too large");
-	if ((r = get_bundle(m, o)) < 0)
-		return r;
+	get_bundle(m, o);
 	memcpy(m->entry, entry, strlen(entry) + 1);
 	m->fork_index = (int64_t)fork_index;
 	if (lim && !json_is_null(lim)) {

@@ -230,6 +230,13 @@ static void remove_dir(run *r)
 {
 	char gone[PROTO_ID_MAX + 48], *inst = fs_join(r->cfg.work_dir, "inst"), *path = NULL;
 
+	/* Taken back from the object's user first: nothing of it walks in there by name any more. */
+	if (r->cfg.drop) {
+		const char *mine[] = {r->out_dir, r->cwd_dir};
+		for (size_t i = 0; i < 2; i++)
+			if (fchownat(AT_FDCWD, mine[i], 0, 0, AT_SYMLINK_NOFOLLOW) == 0)
+				chmod(mine[i], 0700);
+	}
 	snprintf(gone, sizeof(gone), GONE_PREFIX "%s", r->name);
 	if (!inst || !(path = fs_join(inst, gone)) || rename(r->dir, path) < 0)
 		fs_rm_rf(r->dir);

@@ -426,15 +426,21 @@ const char *store_boot_id(void)
 
 #define BOOT_FILE ".boot"
 
-/* Whether dir/.boot says boot; when not, it will once dir is emptied. */
+/*
+ * Whether the trees in dir may be kept: dir/.boot says this boot, or there
+ * is no dir/.boot at all (trees of an agent from before .boot existed, or
+ * none: an upgrade restarts the agent under running objects, whose trees
+ * must stay). An unknown boot ("") trusts no tree.
+ */
 static int same_boot(const char *dir, const char *boot, char **file)
 {
 	struct buf b = BUF_INIT(128);
-	int same;
+	int same, r;
 
 	if (!(*file = fs_join(dir, BOOT_FILE)))
 		return err_set(ERR_NOMEM, "out of memory");
-	same = fs_read_file(&b, *file, 127) == 0 && !strcmp(buf_str(&b), boot);
+	r = fs_read_file(&b, *file, 127);
+	same = *boot && (r == ERR_NOTFOUND || (r == 0 && !strcmp(buf_str(&b), boot)));
 	buf_release(&b);
 	return same;
 }
@@ -489,7 +495,7 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 	}
 	closedir(top);
 	/* Written after the trees went: a crash in between removes them again. */
-	if (r == 0 && wipe)
+	if (r == 0 && (wipe || !fs_exists(boot_file)))
 		r = fs_write_renamed(boot_file, boot ? boot : "", strlen(boot ? boot : ""), 0644);
 out:
 	free(path);

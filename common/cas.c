@@ -104,8 +104,12 @@ int cas_adopt(cas *c, digest_hex *out, const char *tmp_path)
 	}
 	if ((r = fs_mkdir_p(dir, 0755)) < 0)
 		goto out;
-	if (access(dst, F_OK) == 0) {
-		/* Same content already stored: keep the existing blob. */
+	/*
+	 * Same content already stored: keep the existing blob, which was fsynced. A cache fsyncs
+	 * nothing, so its copy may be one a crash tore: the new one replaces it (same content when
+	 * both are whole, and the rename is atomic).
+	 */
+	if (!c->cache && access(dst, F_OK) == 0) {
 		*out = d;
 		goto out;
 	}

@@ -20,10 +20,11 @@ int cas_open(cas **out, const char *root);
 void cas_free(cas *c);
 
 /*
- * A cache of blobs whose durable copies are elsewhere: blobs are renamed
- * into place without the fsyncs. Only for a store whose user verifies a
- * blob before each use (cas_verify()), so that a blob a machine crash left
- * torn is fetched again rather than used: the agent's cache.
+ * A cache: blobs are renamed into place without the fsyncs, and a blob
+ * stored again replaces the copy there (which a crash may have torn)
+ * instead of being dropped as a duplicate. Only for a store whose user
+ * verifies a blob before each use (cas_verify()), so that a torn blob is
+ * fetched again or dropped rather than used: the agent's cache.
  */
 void cas_set_cache(cas *c);
 

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -217,37 +216,124 @@ int fs_mkdir_p(const char *path, mode_t mode)
 }
 
 /*
- * nftw() walks bottom-up with a bounded number of open descriptors, so a
- * tree deeper than the descriptor limit is removed too; FTW_PHYS never
- * follows a symlink out of the tree.
+ * rm -rf through directory descriptors: every entry is removed with
+ * unlinkat() relative to its parent's descriptor, and a directory is
+ * entered with openat(O_NOFOLLOW), checked to be on the same file system.
+ * So nothing in the tree can lead the removal out of it, even while
+ * someone renames directories or swaps them for symlinks meanwhile (root
+ * removes trees that unprivileged objects wrote). Directories deeper than
+ * RM_DEPTH are moved up to the top (renameat) and removed from there, so
+ * neither the stack nor the descriptors grow with the depth.
  */
-static _Thread_local int rm_rf_error;
+#define RM_DEPTH 32
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+struct rm {
+	const char *top; /* for messages */
+	int topfd;
+	dev_t dev;
+	unsigned moved; /* names for directories moved up */
+	int again;	/* something was moved up: the top needs another pass */
+};
+
+static int rm_enter(struct rm *x, int dfd, const char *name)
 {
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DNR && chmod(path, 0700) == 0)
-		return fs_rm_rf(path) < 0 ? (rm_rf_error = ERR_IO, FTW_STOP) : FTW_CONTINUE;
-	if (remove(path) < 0 && errno != ENOENT) {
-		rm_rf_error = err_errno(ERR_IO, errno, "cannot remove '%s'", path);
-		return FTW_STOP;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	char proc[64];
+
+	if (fd < 0 && errno == EACCES) {
+		/* Not readable by an unprivileged remover: made so through the directory itself, not its name. */
+		int pfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd >= 0) {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+			if (chmod(proc, 0700) == 0)
+				fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			close(pfd);
+		}
 	}
-	return FTW_CONTINUE;
+	if (fd < 0)
+		return errno == ENOENT ? ERR_NOTFOUND : err_errno(ERR_IO, errno, "cannot open '%s/.../%s'", x->top, name);
+	if (fstat(fd, &st) < 0 || st.st_dev != x->dev) {
+		close(fd);
+		return err_set(ERR_IO, "cannot remove '%s': '%s' is on another file system", x->top, name);
+	}
+	return fd;
+}
+
+/* Empties the directory open at fd (closed here). */
+static int rm_dir(struct rm *x, int fd, int depth)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+	int r = 0;
+
+	if (!d) {
+		r = err_errno(ERR_IO, errno, "cannot read '%s'", x->top);
+		close(fd);
+		return r;
+	}
+	while (r == 0 && (e = readdir(d)) != NULL) {
+		int sub;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			r = err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, e->d_name);
+			break;
+		}
+		if (depth >= RM_DEPTH) {
+			char up[32];
+			int moved;
+			do {
+				snprintf(up, sizeof(up), ".rm-%u", x->moved++);
+				moved = renameat(dirfd(d), e->d_name, x->topfd, up) == 0;
+			} while (!moved && (errno == EEXIST || errno == ENOTEMPTY) && x->moved < 100000);
+			if (!moved && errno != ENOENT)
+				r = err_errno(ERR_IO, errno, "cannot move '%s/.../%s' up", x->top, e->d_name);
+			x->again = 1;
+			continue;
+		}
+		if ((sub = rm_enter(x, dirfd(d), e->d_name)) == ERR_NOTFOUND) /* removed meanwhile */
+			continue;
+		if (sub < 0 || (r = rm_dir(x, sub, depth + 1)) < 0) {
+			r = sub < 0 ? sub : r;
+			break;
+		}
+		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+			r = err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, e->d_name);
+	}
+	closedir(d);
+	return r;
 }
 
 int fs_rm_rf(const char *path)
 {
+	struct rm x = {.top = path};
 	struct stat st;
+	int r = 0, fd;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot stat '%s'", path);
 	if (!S_ISDIR(st.st_mode))
 		return unlink(path) < 0 && errno != ENOENT ? err_errno(ERR_IO, errno, "cannot remove '%s'", path) : 0;
-	rm_rf_error = 0;
-	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL) < 0 && !rm_rf_error)
-		return err_errno(ERR_IO, errno, "cannot remove '%s'", path);
-	return rm_rf_error;
+	x.dev = st.st_dev;
+	if ((x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	/* A pass per round of directories moved up; each round removes RM_DEPTH levels. */
+	do {
+		x.again = 0;
+		if ((fd = dup(x.topfd)) < 0) {
+			r = err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+			break;
+		}
+		lseek(fd, 0, SEEK_SET);
+		r = rm_dir(&x, fd, 0);
+	} while (r == 0 && x.again);
+	close(x.topfd);
+	if (r == 0 && rmdir(path) < 0 && errno != ENOENT)
+		r = err_errno(ERR_IO, errno, "cannot remove '%s'", path);
+	return r;
 }
 
 int fs_copy_file(const char *from, const char *to)

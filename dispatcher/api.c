@@ -313,8 +313,8 @@ static void agent_join(struct core *c, struct http_req *req)
 			  core_now(), id);
 		snprintf(id_name, sizeof(id_name), "n-%lld", (long long)id);
 		sched_reconcile(c, id, running, 1);
-		http_reply_json(req, 200, json_pack("{sssnsfsf}", "node", id_name, "token", "heartbeat_s",
-						    c->heartbeat_s, "ttl_s", c->ttl_s));
+		http_reply_json(req, 200, json_pack("{sssnsfsfsi}", "node", id_name, "token", "heartbeat_s",
+						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX));
 		log_info("node %s ('%s', %s) joined again", id_name, name, isa);
 	} else {
 		if (core_token(token) < 0) {
@@ -332,8 +332,8 @@ static void agent_join(struct core *c, struct http_req *req)
 			return;
 		}
 		snprintf(id_name, sizeof(id_name), "n-%lld", (long long)id);
-		http_reply_json(req, 200, json_pack("{sssssfsf}", "node", id_name, "token", token, "heartbeat_s",
-						    c->heartbeat_s, "ttl_s", c->ttl_s));
+		http_reply_json(req, 200, json_pack("{sssssfsfsi}", "node", id_name, "token", token, "heartbeat_s",
+						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX));
 		log_info("node %s ('%s', %s, %s) joined", id_name, name, isa, levels_text);
 	}
 	free(levels_text);
@@ -351,6 +351,9 @@ static void node_seen(struct core *c, int64_t node)
 		store_run(c->db, NULL, "UPDATE nodes SET last_seen = ?, state = 'up' WHERE id = ?", "di", core_now(), node);
 }
 
+/* A long poll's answer, at most: far below what an agent accepts (8 MiB), at least one message. */
+#define MESSAGES_REPLY_MAX (2u << 20)
+
 static void agent_messages(struct core *c, struct http_req *req)
 {
 	const char *after_s = http_query(req, "after"), *wait_s = http_query(req, "wait");
@@ -358,7 +361,7 @@ static void agent_messages(struct core *c, struct http_req *req)
 	double wait = wait_s ? strtod(wait_s, NULL) : 0;
 	json_t *rows = NULL, *out, *r;
 	int64_t last = after;
-	size_t i;
+	size_t i, bytes = 0;
 
 	if (after < 0 || wait < 0 || wait != wait) {
 		http_reply_error(req, 400, "query: \"after\" and \"wait\" must not be negative");
@@ -377,7 +380,13 @@ static void agent_messages(struct core *c, struct http_req *req)
 	}
 	out = json_array();
 	json_array_foreach(rows, i, r) {
-		json_t *msg = json_loads(json_string_value(json_object_get(r, "body")), 0, NULL);
+		const char *body = json_string_value(json_object_get(r, "body"));
+		json_t *msg;
+		/* Bounded in bytes too (start messages may carry a state): the rest comes with the next poll. */
+		bytes += body ? strlen(body) : 0;
+		if (i > 0 && bytes > MESSAGES_REPLY_MAX)
+			break;
+		msg = json_loads(body ? body : "", 0, NULL);
 		last = json_integer_value(json_object_get(r, "seq"));
 		if (msg) {
 			json_object_set_new(msg, "seq", json_integer(last));

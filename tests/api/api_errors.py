@@ -244,6 +244,31 @@ def main():
         if got != bundle or inst["state_digest"] != bdigest:
             failures.append("inline bundle stored and named")
 
+        # A long poll's answer is bounded in bytes, not only in count: 40 start messages of 100 KB
+        # (more than an agent takes in one answer) come in several answers, none lost.
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        big = json.dumps({"type": "stop", "instance": "i-1", "generation": 1, "mode": "kill", "pad": "x" * 100000})
+        db.executemany("INSERT INTO messages(node, body, created) VALUES(?, ?, 0)",
+                       [(int(nid.split("-")[1]), big)] * 40)
+        db.commit()
+        db.close()
+        seen, after, answers, largest = 0, 0, 0, 0
+        while answers < 50:
+            status, data = request(c, "GET", "/v1/agent/messages?after=%d" % after, token=node)
+            answers += 1
+            got = json.loads(data) if status == 200 else {}
+            msgs = [m for m in got.get("messages", []) if m.get("mode") == "kill"]
+            if status != 200 or not got.get("messages"):
+                break
+            largest = max(largest, len(data))
+            seen += len(msgs)
+            after = got["seq"]
+        ok = seen == 40 and answers > 2 and largest < 3 * 1024 * 1024
+        print("%s %-58s -> %d messages in %d answers, largest %d bytes" % (
+            "PASS" if ok else "FAIL", "messages: long poll answers bounded in bytes", seen, answers, largest))
+        if not ok:
+            failures.append("messages bounded in bytes")
+
         # Still alive, still answering.
         check("still serving", c, "GET", "/v1/jobs", 200, token=op)
         if proc.poll() is not None:

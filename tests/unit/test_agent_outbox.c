@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -147,6 +148,19 @@ static void test_outbox__saved_and_restored(void **state)
 	assert_int_equal(outbox_len(again), 2);
 	assert_true(outbox_has_exit(again, "i-1", 4));
 	assert_false(outbox_has_exit(again, "i-1", 3));
+	outbox_free(again);
+	/* A bundle a crash tore (the cache fsyncs nothing) goes with its event: the log line stays. */
+	{
+		char *blob = store_path(f->st, d.hex);
+		chmod(blob, 0644);
+		assert_int_equal(fs_write_file(blob, "a state bund", 12, 0644), 0);
+		free(blob);
+	}
+	assert_int_equal(outbox_new(&again, f->st), 0);
+	assert_int_equal(outbox_load(again, saved, NULL), 0);
+	assert_int_equal(outbox_len(again), 1);
+	assert_false(outbox_has_exit(again, "i-1", 4));
+	assert_false(store_has(f->st, d.hex)); /* dropped from the cache, too */
 	outbox_free(again);
 	/* Damaged files restore nothing and break nothing. */
 	{

@@ -399,7 +399,7 @@ static void test_store__trees_are_found_again_after_a_restart(void **state)
 static void test_store__trees_of_another_boot_go(void **state)
 {
 	struct fixture *f = *state;
-	char *trees = fs_join(f->dir, "trees"), *t = NULL;
+	char *trees = fs_join(f->dir, "trees"), *t = NULL, *boot;
 	digest_hex a;
 	store *s;
 
@@ -424,8 +424,22 @@ static void test_store__trees_of_another_boot_go(void **state)
 	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
 	assert_true(tree_on_disk(f, &a));
 	store_free(s);
+	/* No .boot (an agent from before it, restarted under running objects by an upgrade): kept. */
+	boot = fs_join(trees, ".boot");
+	assert_int_equal(unlink(boot), 0);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-3"), 0);
+	assert_true(store_has_tree(s, a.hex));
+	assert_true(fs_exists(boot));
+	store_free(s);
+	/* An unknown boot trusts no tree. */
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, ""), 0);
+	assert_false(store_has_tree(s, a.hex));
+	store_free(s);
 	/* The boot id of this machine is what the agent passes. */
 	assert_true(strlen(store_boot_id()) >= 32);
+	free(boot);
 	free(t);
 	free(trees);
 }

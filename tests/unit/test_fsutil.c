@@ -110,6 +110,15 @@ static void cas_put_verify_and_detect_corruption(int cache)
 	f = fopen(p, "w");
 	fputs("jello", f);
 	fclose(f);
+	if (cache) {
+		/* A cache's torn copy (it fsyncs nothing) is replaced when the same content comes again. */
+		assert_int_equal(cas_put_buf(c, &h2, "hello", 5), 0);
+		assert_int_equal(cas_verify(c, h.hex, NULL), 0);
+		chmod(p, 0644);
+		f = fopen(p, "w");
+		fputs("jello", f);
+		fclose(f);
+	}
 	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_CORRUPT);
 	assert_false(cas_has(c, h.hex)); /* moved aside */
 	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_NOTFOUND);
@@ -148,6 +157,64 @@ static void test_fsutil__write_renamed_replaces_whole(void **state)
 	free(d);
 }
 
+/* rm -rf: deep trees, unreadable directories, and links that lead out of the tree are not followed. */
+static void test_fsutil__rm_rf(void **state)
+{
+	char *d = tmp_dir(), *tree = fs_join(d, "tree"), *outside = fs_join(d, "outside"), *keep, *p, *link;
+	char path[8192];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(fs_mkdir_p(outside, 0755), 0);
+	keep = fs_join(outside, "keep");
+	assert_int_equal(fs_write_file(keep, "x", 1, 0644), 0);
+	/* 150 levels (several rounds of moving deep directories up), a file at every tenth. */
+	assert_int_equal(fs_mkdir_p(tree, 0755), 0);
+	len = (size_t)snprintf(path, sizeof(path), "%s", tree);
+	for (int i = 0; i < 150; i++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "/d");
+		assert_int_equal(mkdir(path, 0755), 0);
+		if (i % 10 == 0) {
+			p = fs_join(path, "f");
+			assert_int_equal(fs_write_file(p, "y", 1, 0600), 0);
+			free(p);
+		}
+	}
+	/* Links out of the tree, to a directory and to a file, and an unreadable directory. */
+	link = fs_join(tree, "to-outside");
+	assert_int_equal(symlink(outside, link), 0);
+	free(link);
+	link = fs_join(tree, "d/to-keep");
+	assert_int_equal(symlink(keep, link), 0);
+	free(link);
+	p = fs_join(tree, "locked");
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	p = fs_join(tree, "locked/inner");
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	p = fs_join(tree, "locked");
+	assert_int_equal(chmod(p, 0), 0);
+	free(p);
+	assert_int_equal(fs_rm_rf(tree), 0);
+	assert_false(fs_exists(tree));
+	assert_true(fs_exists(keep));
+	/* A link given as the top: the link goes, not what it names. */
+	link = fs_join(d, "link");
+	assert_int_equal(symlink(outside, link), 0);
+	assert_int_equal(fs_rm_rf(link), 0);
+	assert_false(fs_exists(link));
+	assert_true(fs_exists(keep));
+	assert_int_equal(fs_rm_rf(link), 0); /* missing: fine */
+	assert_int_equal(fs_rm_rf(d), 0);
+	assert_false(fs_exists(d));
+	free(link);
+	free(keep);
+	free(outside);
+	free(tree);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_fsutil__rel_is_safe),
 		cmocka_unit_test(test_fsutil__tree_digest_follows_content),
 		cmocka_unit_test(test_cas__put_verify_and_detect_corruption),
+		cmocka_unit_test(test_fsutil__rm_rf),
 		cmocka_unit_test(test_fsutil__write_renamed_replaces_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
