@@ -248,6 +248,7 @@ int outbox_load(outbox *o, const char *path, json_t **runs)
 	json_array_foreach(all, i, e)
 	{
 		const char *inst = json_string_value(json_object_get(e, "instance"));
+		int v;
 		const char *blob = json_string_value(json_object_get(e, "blob"));
 		json_t *gen = json_object_get(e, "generation"), *ev = json_object_get(e, "event");
 
@@ -259,7 +260,9 @@ int outbox_load(outbox *o, const char *path, json_t **runs)
 		if (!inst || !proto_id_is_valid(inst) || !json_is_integer(gen) ||
 		    json_integer_value(gen) < 0 || !json_is_object(ev) ||
 		    !json_is_string(json_object_get(ev, "kind")) || !blob ||
-		    (*blob && (!digest_is_valid(blob) || store_verify(o->st, blob) < 0))) {
+		    (*blob && (!digest_is_valid(blob) ||
+			       /* Only a bundle that is torn or gone: a passing I/O error must not lose an exit. */
+			       (v = store_verify(o->st, blob)) == ERR_CORRUPT || v == ERR_NOTFOUND))) {
 			dropped++;
 			continue;
 		}

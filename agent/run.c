@@ -266,8 +266,15 @@ int run_sweep(const char *work_dir, int max)
 			r = err_set(ERR_NOMEM, "out of memory");
 			break;
 		}
-		if ((e = fs_rm_rf(path)) < 0 && r == 0)
-			r = e;
+		/*
+		 * One that cannot go now (a process of an object still filling it, say) is said and tried
+		 * at a later sweep; this one stops, so that such a directory costs one removal's time budget
+		 * per sweep, not one per directory.
+		 */
+		if ((e = fs_rm_rf(path)) < 0) {
+			log_warn("%s", err_msg());
+			break;
+		}
 		removed++;
 	}
 	closedir(d);

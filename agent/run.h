@@ -95,7 +95,9 @@ void run_free(run *r);
 
 /*
  * Removes the directories of freed runs (WORK/inst/.gone-*), at most max
- * of them: how many it removed, or the first error.
+ * of them: how many it removed, or an error when WORK/inst cannot be read.
+ * One that cannot go yet is logged and ends the call: it is tried again
+ * at the next.
  */
 int run_sweep(const char *work_dir, int max);
 

@@ -14,6 +14,7 @@
 #include "cas.h"
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 
 struct entry {
 	char digest[DIGEST_HEX_LEN + 1];
@@ -450,7 +451,7 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 	struct dirent *d;
 	DIR *top = NULL;
 	char *path = NULL, *boot_file = NULL;
-	int r, wipe;
+	int r, wipe, left = 0;
 
 	if (s->trees)
 		return err_set(ERR_EXISTS, "the store has its trees already");
@@ -481,7 +482,10 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 		}
 		/* Another boot's, an unpacking that did not finish, or something that is not a tree. */
 		if (wipe || !digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
-			fs_rm_rf(path);
+			if (fs_rm_rf(path) < 0) {
+				log_warn("%s", err_msg());
+				left = 1;
+			}
 			continue;
 		}
 		if (!(e = find(s, d->d_name))) {
@@ -494,8 +498,9 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 		s->total += bytes;
 	}
 	closedir(top);
-	/* Written after the trees went: a crash in between removes them again. */
-	if (r == 0 && (wipe || !fs_exists(boot_file)))
+	/* Written after the trees went (all of them: one left would be trusted): a crash in between removes them
+	 * again. */
+	if (r == 0 && !left && (wipe || !fs_exists(boot_file)))
 		r = fs_write_renamed(boot_file, boot ? boot : "", strlen(boot ? boot : ""), 0644);
 out:
 	free(path);

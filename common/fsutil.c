@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -221,43 +222,118 @@ int fs_mkdir_p(const char *path, mode_t mode)
  * entered with openat(O_NOFOLLOW), checked to be on the same file system.
  * So nothing in the tree can lead the removal out of it, even while
  * someone renames directories or swaps them for symlinks meanwhile (root
- * removes trees that unprivileged objects wrote). Directories deeper than
- * RM_DEPTH are moved up to the top (renameat) and removed from there, so
- * neither the stack nor the descriptors grow with the depth.
+ * removes trees that unprivileged objects wrote): an entry that changes
+ * under it is tried again, a few times. Directories deeper than RM_DEPTH
+ * are moved up to the top (renameat2, never over anything) and removed
+ * from there, so neither the stack nor the descriptors grow with the
+ * depth. A tree that someone keeps growing is given up after RM_BUDGET_S
+ * (ERR_LIMIT): a caller that retries later is not held up meanwhile.
  */
 #define RM_DEPTH 32
+#define RM_TRIES 8
+#define RM_BUDGET_S 1.0
 
 struct rm {
 	const char *top; /* for messages */
 	int topfd;
 	dev_t dev;
-	unsigned moved; /* names for directories moved up */
-	int again;	/* something was moved up: the top needs another pass */
+	unsigned moved;	 /* names for directories moved up */
+	int again;	 /* something was moved up: the top needs another pass */
+	unsigned seen;	 /* entries, for a look at the clock now and then */
+	double deadline; /* CLOCK_MONOTONIC */
 };
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Makes the directory name (in dfd) readable and writable for its owner, through the directory itself. */
+static int rm_unlock(int dfd, const char *name)
+{
+	int pfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), ok;
+	char proc[64];
+
+	if (pfd < 0)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	ok = chmod(proc, 0700);
+	close(pfd);
+	return ok;
+}
+
+/* Opens the directory name in dfd: its descriptor, ERR_NOTFOUND when it is gone, ERR_CONFLICT when it is
+ * no directory any more, or another error. */
 static int rm_enter(struct rm *x, int dfd, const char *name)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
-	char proc[64];
 
-	if (fd < 0 && errno == EACCES) {
-		/* Not readable by an unprivileged remover: made so through the directory itself, not its name. */
-		int pfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (pfd >= 0) {
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-			if (chmod(proc, 0700) == 0)
-				fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			close(pfd);
-		}
-	}
+	/* Not readable by an unprivileged remover: made so. */
+	if (fd < 0 && errno == EACCES && rm_unlock(dfd, name) == 0)
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? ERR_NOTFOUND : err_errno(ERR_IO, errno, "cannot open '%s/.../%s'", x->top, name);
+		return errno == ENOENT			 ? ERR_NOTFOUND
+		       : errno == ELOOP || errno == ENOTDIR ? ERR_CONFLICT
+							 : err_errno(ERR_IO, errno, "cannot open '%s/.../%s'", x->top, name);
 	if (fstat(fd, &st) < 0 || st.st_dev != x->dev) {
 		close(fd);
 		return err_set(ERR_IO, "cannot remove '%s': '%s' is on another file system", x->top, name);
 	}
 	return fd;
+}
+
+/* Moves the directory name (in dfd) up to the top under a new name. */
+static int rm_move_up(struct rm *x, int dfd, const char *name)
+{
+	char up[32];
+
+	for (int unlocked = 0;;) {
+		snprintf(up, sizeof(up), ".rm-%u", x->moved++);
+		if (renameat2(dfd, name, x->topfd, up, RENAME_NOREPLACE) == 0 || errno == ENOENT)
+			break;
+		if (errno == EACCES && !unlocked && rm_unlock(dfd, name) == 0) {
+			unlocked = 1; /* moving a directory rewrites its "..": it must be writable */
+			continue;
+		}
+		if (errno != EEXIST || x->moved > 1000000)
+			return err_errno(ERR_IO, errno, "cannot move '%s/.../%s' up", x->top, name);
+	}
+	x->again = 1;
+	return 0;
+}
+
+static int rm_dir(struct rm *x, int fd, int depth);
+
+/* Removes the entry name of the directory open at dfd, whatever it is and whatever it becomes meanwhile. */
+static int rm_entry(struct rm *x, int dfd, const char *name, int depth)
+{
+	int sub, r;
+
+	for (int tries = 0; tries < RM_TRIES; tries++) {
+		if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EISDIR && errno != EPERM)
+			return err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, name);
+		if (depth >= RM_DEPTH)
+			return rm_move_up(x, dfd, name);
+		if ((sub = rm_enter(x, dfd, name)) == ERR_NOTFOUND)
+			return 0;
+		if (sub == ERR_CONFLICT) /* swapped for a link or a file: unlink that */
+			continue;
+		if (sub < 0)
+			return sub;
+		if ((r = rm_dir(x, sub, depth + 1)) < 0)
+			return r;
+		if (unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != ENOTDIR && errno != ENOTEMPTY) /* else swapped, or filled again: once more */
+			return err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, name);
+	}
+	return err_set(ERR_CONFLICT, "cannot remove '%s/.../%s': it keeps changing", x->top, name);
 }
 
 /* Empties the directory open at fd (closed here). */
@@ -273,35 +349,12 @@ static int rm_dir(struct rm *x, int fd, int depth)
 		return r;
 	}
 	while (r == 0 && (e = readdir(d)) != NULL) {
-		int sub;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			r = err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, e->d_name);
-			break;
-		}
-		if (depth >= RM_DEPTH) {
-			char up[32];
-			int moved;
-			do {
-				snprintf(up, sizeof(up), ".rm-%u", x->moved++);
-				moved = renameat(dirfd(d), e->d_name, x->topfd, up) == 0;
-			} while (!moved && (errno == EEXIST || errno == ENOTEMPTY) && x->moved < 100000);
-			if (!moved && errno != ENOENT)
-				r = err_errno(ERR_IO, errno, "cannot move '%s/.../%s' up", x->top, e->d_name);
-			x->again = 1;
-			continue;
-		}
-		if ((sub = rm_enter(x, dirfd(d), e->d_name)) == ERR_NOTFOUND) /* removed meanwhile */
-			continue;
-		if (sub < 0 || (r = rm_dir(x, sub, depth + 1)) < 0) {
-			r = sub < 0 ? sub : r;
-			break;
-		}
-		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-			r = err_errno(ERR_IO, errno, "cannot remove '%s/.../%s'", x->top, e->d_name);
+		if ((++x->seen & 63) == 0 && mono_s() > x->deadline)
+			r = err_set(ERR_LIMIT, "cannot remove '%s' within %.0f s: it keeps growing", x->top, RM_BUDGET_S);
+		else
+			r = rm_entry(x, dirfd(d), e->d_name, depth);
 	}
 	closedir(d);
 	return r;
@@ -309,17 +362,25 @@ static int rm_dir(struct rm *x, int fd, int depth)
 
 int fs_rm_rf(const char *path)
 {
-	struct rm x = {.top = path};
-	struct stat st;
+	struct rm x = {.top = path, .deadline = mono_s() + RM_BUDGET_S};
+	struct stat st, top;
 	int r = 0, fd;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot stat '%s'", path);
 	if (!S_ISDIR(st.st_mode))
 		return unlink(path) < 0 && errno != ENOENT ? err_errno(ERR_IO, errno, "cannot remove '%s'", path) : 0;
-	x.dev = st.st_dev;
-	if ((x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (x.topfd < 0 && errno == EACCES && rm_unlock(AT_FDCWD, path) == 0)
+		x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (x.topfd < 0)
 		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	/* The directory that was looked at, not one put in its place since. */
+	if (fstat(x.topfd, &top) < 0 || top.st_dev != st.st_dev || top.st_ino != st.st_ino) {
+		close(x.topfd);
+		return err_set(ERR_CONFLICT, "cannot remove '%s': it was replaced meanwhile", path);
+	}
+	x.dev = top.st_dev;
 	/* A pass per round of directories moved up; each round removes RM_DEPTH levels. */
 	do {
 		x.again = 0;
