@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cas.h"
@@ -427,23 +428,54 @@ const char *store_boot_id(void)
 
 #define BOOT_FILE ".boot"
 
+enum boot_match { BOOT_OTHER, BOOT_SAME, BOOT_UNRECORDED };
+
 /*
- * Whether the trees in dir may be kept: dir/.boot says this boot, or there
- * is no dir/.boot at all (trees of an agent from before .boot existed, or
- * none: an upgrade restarts the agent under running objects, whose trees
- * must stay). An unknown boot ("") trusts no tree.
+ * Whether the trees in dir are of this boot: dir/.boot says so (BOOT_SAME)
+ * or names another (BOOT_OTHER); without a dir/.boot (an agent from before
+ * it, or none yet) BOOT_UNRECORDED. An unknown boot ("") trusts no tree.
  */
 static int same_boot(const char *dir, const char *boot, char **file)
 {
 	struct buf b = BUF_INIT(128);
-	int same, r;
+	int m, r;
 
 	if (!(*file = fs_join(dir, BOOT_FILE)))
 		return err_set(ERR_NOMEM, "out of memory");
 	r = fs_read_file(&b, *file, 127);
-	same = *boot && (r == ERR_NOTFOUND || (r == 0 && !strcmp(buf_str(&b), boot)));
+	m = !*boot			       ? BOOT_OTHER
+	    : r == ERR_NOTFOUND		       ? BOOT_UNRECORDED
+	    : r == 0 && !strcmp(buf_str(&b), boot) ? BOOT_SAME
+						   : BOOT_OTHER;
 	buf_release(&b);
-	return same;
+	return m;
+}
+
+/* When this boot began (/proc/stat btime), 0 when unknown. */
+static time_t boot_time(void)
+{
+	struct buf b = BUF_INIT(1 << 16);
+	const char *p;
+	long long t = 0;
+
+	if (fs_read_file(&b, "/proc/stat", 1 << 16) == 0 && (p = strstr(buf_str(&b), "\nbtime ")) != NULL)
+		t = strtoll(p + 7, NULL, 10);
+	buf_release(&b);
+	return (time_t)t;
+}
+
+/*
+ * Whether a tree may be kept. Without a record of its boot, one unpacked
+ * since this boot began is kept (an upgrade restarts the agent under the
+ * running objects that use it); one from before may be torn and goes.
+ */
+static int tree_of_this_boot(int match, const char *path, time_t since)
+{
+	struct stat st;
+
+	if (match != BOOT_UNRECORDED)
+		return match == BOOT_SAME;
+	return since > 0 && lstat(path, &st) == 0 && st.st_mtim.tv_sec >= since;
 }
 
 int store_set_trees(store *s, const char *dir, const char *boot)
@@ -451,7 +483,8 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 	struct dirent *d;
 	DIR *top = NULL;
 	char *path = NULL, *boot_file = NULL;
-	int r, wipe, left = 0;
+	int r, match, left = 0;
+	time_t since = 0;
 
 	if (s->trees)
 		return err_set(ERR_EXISTS, "the store has its trees already");
@@ -461,9 +494,10 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 		return err_errno(ERR_IO, errno, "cannot chmod '%s'", dir);
 	if (!(s->trees = strdup(dir)))
 		return err_set(ERR_NOMEM, "out of memory");
-	if ((r = same_boot(dir, boot ? boot : "", &boot_file)) < 0)
+	if ((r = match = same_boot(dir, boot ? boot : "", &boot_file)) < 0)
 		goto out;
-	wipe = !r;
+	if (match == BOOT_UNRECORDED)
+		since = boot_time();
 	if (!(top = opendir(dir))) {
 		r = err_errno(ERR_IO, errno, "cannot read '%s'", dir);
 		goto out;
@@ -481,7 +515,7 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 			break;
 		}
 		/* Another boot's, an unpacking that did not finish, or something that is not a tree. */
-		if (wipe || !digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
+		if (!tree_of_this_boot(match, path, since) || !digest_is_valid(d->d_name) || walk(path, 0, &bytes) < 0) {
 			if (fs_rm_rf(path) < 0) {
 				log_warn("%s", err_msg());
 				left = 1;
@@ -500,7 +534,7 @@ int store_set_trees(store *s, const char *dir, const char *boot)
 	closedir(top);
 	/* Written after the trees went (all of them: one left would be trusted): a crash in between removes them
 	 * again. */
-	if (r == 0 && !left && (wipe || !fs_exists(boot_file)))
+	if (r == 0 && !left && match != BOOT_SAME)
 		r = fs_write_renamed(boot_file, boot ? boot : "", strlen(boot ? boot : ""), 0644);
 out:
 	free(path);

@@ -66,6 +66,8 @@ void store_unpin(store *s, const char *digest);
  * written without fsync: boot names the machine's boot (store_boot_id());
  * when dir was filled during another boot, every tree in it is removed
  * (a crash may have torn it, and no run outlived the reboot to need it).
+ * Without a record of the boot (an agent from before it), trees unpacked
+ * before the machine booted are removed and later ones kept.
  */
 int store_set_trees(store *s, const char *dir, const char *boot);
 

@@ -424,13 +424,27 @@ static void test_store__trees_of_another_boot_go(void **state)
 	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0);
 	assert_true(tree_on_disk(f, &a));
 	store_free(s);
-	/* No .boot (an agent from before it, restarted under running objects by an upgrade): kept. */
+	/* No .boot (an agent from before it, restarted under running objects by an upgrade): a tree
+	 * unpacked since the machine booted is kept, one from before the boot goes. */
 	boot = fs_join(trees, ".boot");
 	assert_int_equal(unlink(boot), 0);
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
 	assert_int_equal(store_set_trees(s, trees, "boot-3"), 0);
 	assert_true(store_has_tree(s, a.hex));
 	assert_true(fs_exists(boot));
+	store_free(s);
+	{
+		struct timespec old[2] = {{1, 0}, {1, 0}}; /* 1970: before any boot */
+		assert_int_equal(unlink(boot), 0);
+		assert_int_equal(utimensat(AT_FDCWD, t, old, AT_SYMLINK_NOFOLLOW), 0);
+	}
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_set_trees(s, trees, "boot-3"), 0);
+	assert_false(store_has_tree(s, a.hex));
+	assert_false(tree_on_disk(f, &a));
+	free(t);
+	t = NULL;
+	assert_int_equal(store_tree(s, &t, a.hex, NULL), 0); /* from its verified blob again */
 	store_free(s);
 	/* An unknown boot trusts no tree. */
 	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
