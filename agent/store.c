@@ -257,23 +257,21 @@ int store_adopt(store *s, digest_hex *out, const char *tmp, const char *expect)
 		return err_set(ERR_CORRUPT, "blob %.12s is corrupt: its content hashes to %.12s", expect,
 			       d.hex);
 	}
-	if (!e || e->size == 0) {
-		path = cas_path(s->cas, d.hex);
-		if (!path)
-			return err_set(ERR_NOMEM, "out of memory");
-		r = stat(path, &st) < 0 ? err_errno(ERR_IO, errno, "cannot stat '%s'", path)
-		    : e		     ? 0
-				     : add(s, d.hex, (uint64_t)st.st_size, NULL);
-		free(path);
-		if (r < 0)
-			return r;
-		if (e) {
-			/* The tree was there without its blob. */
-			e->size = (uint64_t)st.st_size;
-			s->total += e->size;
-		}
-		e = find(s, d.hex);
+	/* Its size as stored now: new, a tree's whose blob was gone, or a torn copy's that this replaced. */
+	path = cas_path(s->cas, d.hex);
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	r = stat(path, &st) < 0 ? err_errno(ERR_IO, errno, "cannot stat '%s'", path)
+	    : e		     ? 0
+			     : add(s, d.hex, (uint64_t)st.st_size, NULL);
+	free(path);
+	if (r < 0)
+		return r;
+	if (e && e->size != (uint64_t)st.st_size) {
+		s->total = s->total - e->size + (uint64_t)st.st_size;
+		e->size = (uint64_t)st.st_size;
 	}
+	e = find(s, d.hex);
 	touch(s, e);
 	/* The newcomer is about to be used: it stays even when it alone is above the cap. */
 	evict(s, d.hex);

@@ -186,6 +186,36 @@ static void test_store__adopt_checks_the_digest(void **state)
 	store_free(s);
 }
 
+/* The cache fsyncs nothing: a blob stored again replaces a copy a crash tore, and its size is counted anew. */
+static void test_store__adopt_replaces_a_torn_copy(void **state)
+{
+	struct fixture *f = *state;
+	digest_hex d;
+	char *tmp, *blob;
+	store *s;
+
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	tmp = fs_join(store_tmpdir(s), "t");
+	assert_int_equal(fs_write_file(tmp, "a whole bundle", 14, 0644), 0);
+	assert_int_equal(store_adopt(s, &d, tmp, NULL), 0);
+	assert_int_equal(store_size(s), 14);
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	blob = store_path(s, d.hex);
+	chmod(blob, 0644);
+	assert_int_equal(truncate(blob, 3), 0); /* torn, then indexed as it is at the next start */
+	store_free(s);
+	assert_int_equal(store_open(&s, f->dir, 1 << 20), 0);
+	assert_int_equal(store_size(s), 3);
+	assert_int_equal(fs_write_file(tmp, "a whole bundle", 14, 0644), 0);
+	assert_int_equal(store_adopt(s, NULL, tmp, d.hex), 0);
+	assert_int_equal(store_verify(s, d.hex), 0);
+	assert_int_equal(store_size(s), 14);
+	free(blob);
+	free(tmp);
+	store_free(s);
+}
+
 static void test_store__verify_drops_a_damaged_blob(void **state)
 {
 	struct fixture *f = *state;
@@ -466,6 +496,7 @@ int main(void)
 		T(test_store__pinned_blobs_stay),
 		T(test_store__order_survives_reopen),
 		T(test_store__adopt_checks_the_digest),
+		T(test_store__adopt_replaces_a_torn_copy),
 		T(test_store__verify_drops_a_damaged_blob),
 		T(test_store__leftovers_are_removed),
 		T(test_store__tree_is_unpacked_once_and_read_only),
