@@ -342,11 +342,6 @@ static void handle_signals(struct agent *a)
 	}
 }
 
-static double earliest(double a, double b)
-{
-	return !a ? b : !b ? a : a < b ? a : b;
-}
-
 static int loop(struct agent *a)
 {
 	for (;;) {
@@ -354,18 +349,18 @@ static int loop(struct agent *a)
 		size_t n = 2;
 		int timeout;
 
-		next = earliest(instances_tick(a->inst, now), a->next_heartbeat);
-		next = earliest(next, a->save_at);
+		next = run_earliest(instances_tick(a->inst, now), a->next_heartbeat);
+		next = run_earliest(next, a->save_at);
 		if (outbox_len(a->ob))
-			next = earliest(next, a->next_flush);
+			next = run_earliest(next, a->next_flush);
 		if (a->need_rejoin)
-			next = earliest(next, a->next_rejoin);
+			next = run_earliest(next, a->next_rejoin);
 		if (a->stopping && instances_count(a->inst) == 0) {
 			if (!a->flush_deadline)
 				a->flush_deadline = now + FLUSH_GRACE_S;
 			if (outbox_len(a->ob) == 0 || now >= a->flush_deadline)
 				return 0;
-			next = earliest(next, a->flush_deadline);
+			next = run_earliest(next, a->flush_deadline);
 		}
 		a->fds[0] = (struct pollfd){.fd = a->sigfd, .events = POLLIN};
 		a->fds[1] = (struct pollfd){.fd = listen_fd(a->l), .events = POLLIN};

@@ -96,7 +96,6 @@ static void unpin_tree(instances *t, run *r)
 		store_unpin(t->env.st, run_artifact(r));
 }
 
-/* Takes run i out of the table: run_discard() (kill it) or run_free(). */
 /*
  * A moment after a start or a run's end (CHORES_DELAY_S): the directories
  * of ended runs are removed and the spare run directories made again, not
@@ -122,6 +121,7 @@ static void do_chores(instances *t, double now)
 	t->chores_at = swept == CHORES_STEP || made == 1 ? now + CHORES_AGAIN_S : 0;
 }
 
+/* Takes run i out of the table: run_discard() (kill it) or run_free(). */
 static void remove_at(instances *t, size_t i, int discard)
 {
 	run *r = t->runs[i];
@@ -204,7 +204,7 @@ static void take_inline(instances *t, const struct proto_msg *m)
 	snprintf(name, sizeof(name), "inline-%s", m->state);
 	if (!(tmp = fs_join(store_tmpdir(t->env.st), name)))
 		return;
-	r = fs_write_renamed(tmp, m->state_bundle.data, m->state_bundle.len, 0600);
+	r = fs_write_file(tmp, m->state_bundle.data, m->state_bundle.len, 0600);
 	if (r == 0)
 		r = store_adopt(t->env.st, NULL, tmp, m->state);
 	if (r < 0)
@@ -519,11 +519,6 @@ void instances_reap(instances *t)
 	}
 }
 
-static double earliest(double a, double b)
-{
-	return !a ? b : !b ? a : a < b ? a : b;
-}
-
 double instances_tick(instances *t, double now)
 {
 	int look = 0;
@@ -540,7 +535,7 @@ double instances_tick(instances *t, double now)
 	for (size_t i = 0; i < t->n; i++)
 		look |= run_watch_id(t->runs[i]) < 0 || run_pidfd(t->runs[i]) < 0;
 	if (!look)
-		return earliest(t->next_log, t->chores_at);
+		return run_earliest(t->next_log, t->chores_at);
 	if (now >= t->next_look) {
 		for (size_t i = 0; i < t->n; i++)
 			if (run_watch_id(t->runs[i]) < 0)
@@ -548,7 +543,7 @@ double instances_tick(instances *t, double now)
 		instances_reap(t);
 		t->next_look = now + LOOK_PERIOD_S;
 	}
-	return earliest(earliest(t->next_look, t->next_log), t->chores_at);
+	return run_earliest(run_earliest(t->next_look, t->next_log), t->chores_at);
 }
 
 size_t instances_adopt(instances *t, const json_t *cursors)

@@ -248,9 +248,9 @@ int outbox_load(outbox *o, const char *path, json_t **runs)
 	json_array_foreach(all, i, e)
 	{
 		const char *inst = json_string_value(json_object_get(e, "instance"));
-		int v;
 		const char *blob = json_string_value(json_object_get(e, "blob"));
 		json_t *gen = json_object_get(e, "generation"), *ev = json_object_get(e, "event");
+		int v;
 
 		/*
 		 * A bundle is re-hashed: the cache fsyncs nothing, so one a machine crash tore is dropped
@@ -307,16 +307,16 @@ static int upload(outbox *o, conn *c, struct item *it)
 	return 0;
 }
 
-/*
- * A copy of the item's event that carries its blob (base64) when the blob
- * is small and intact: one request instead of an upload and a request.
- * NULL when it is not: the blob is uploaded.
- */
 void outbox_set_inline_max(outbox *o, size_t max)
 {
 	o->inline_max = max < PROTO_INLINE_MAX ? max : PROTO_INLINE_MAX;
 }
 
+/*
+ * A copy of the item's event that carries its blob (base64) when the blob
+ * is small and intact: one request instead of an upload and a request.
+ * NULL when it is not: the blob is uploaded. *bytes: the base64's length.
+ */
 static json_t *with_bundle(outbox *o, const struct item *it, size_t *bytes)
 {
 	struct buf blob = BUF_INIT(o->inline_max), text = BUF_INIT(PROTO_INLINE_MAX / 3 * 4 + 8);
@@ -324,7 +324,6 @@ static json_t *with_bundle(outbox *o, const struct item *it, size_t *bytes)
 	json_t *ev = NULL;
 	digest_hex d;
 
-	*bytes = 0;
 	if (path && fs_read_file(&blob, path, o->inline_max) == 0) {
 		digest_bytes(&d, blob.data ? blob.data : "", blob.len);
 		/* One the disk changed goes the upload's way, which reports it without dropping its batch. */

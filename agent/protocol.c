@@ -1,7 +1,6 @@
 /* protocol.c - validating start/stop messages and building events. */
 #include "protocol.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

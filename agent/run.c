@@ -36,6 +36,11 @@ double run_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double run_earliest(double a, double b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 /* Copies a NULL-terminated vector; NULL when out of memory. */
 static char **strv_dup(char *const *v, size_t n)
 {
@@ -94,11 +99,14 @@ static int take_spare(const char *inst, const char *dir)
 	return ok;
 }
 
-/* Makes one spare as path.tmp, then renames it to path: a half-made one never looks ready. */
-static int make_spare(const char *path)
+/*
+ * Makes a run directory as path.tmp, then renames it to path: a half-made
+ * one never looks ready. A spare, or a start's own when there is none.
+ */
+static int make_run_dir(const char *path)
 {
 	char tmp[PATH_MAX], sub[PATH_MAX + 32];
-	int e = 0, fd;
+	int e = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return err_set(ERR_INVALID, "path too long: '%s'", path);
@@ -110,13 +118,10 @@ static int make_spare(const char *path)
 	}
 	for (size_t i = 0; e == 0 && i < sizeof(spare_files) / sizeof(spare_files[0]); i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", tmp, spare_files[i]);
-		if ((fd = open(sub, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-			e = err_errno(ERR_IO, errno, "cannot create '%s'", sub);
-		else
-			close(fd);
+		e = fs_write_file(sub, "", 0, 0600);
 	}
-	if (e == 0 && rename(tmp, path) < 0)
-		e = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
+	if (e == 0)
+		e = fs_rename(tmp, path);
 	if (e < 0)
 		fs_rm_rf(tmp);
 	return e;
@@ -132,7 +137,7 @@ int run_make_spares(const char *work_dir, int max)
 		free(path);
 		if (!(path = fs_join(inst, name)))
 			e = err_set(ERR_NOMEM, "out of memory");
-		else if (!fs_exists(path) && (e = make_spare(path)) == 0)
+		else if (!fs_exists(path) && (e = make_run_dir(path)) == 0)
 			made++;
 	}
 	free(path);
@@ -193,18 +198,9 @@ int run_new(run **out, const struct run_config *cfg, const struct proto_msg *sta
 		e = err_errno(ERR_IO, errno, "cannot chmod '%s'", inst);
 		goto fail;
 	}
-	if (take_spare(inst, r->dir)) {
-		r->made_dir = 1;
-	} else {
-		if (mkdir(r->dir, 0711) < 0 || chmod(r->dir, 0711) < 0) {
-			e = err_errno(ERR_IO, errno, "cannot create directory '%s'", r->dir);
-			goto fail;
-		}
-		r->made_dir = 1;
-		if ((e = make_dir(r->state_dir, 0755)) < 0 || (e = make_dir(r->out_dir, 0700)) < 0 ||
-		    (e = make_dir(r->cwd_dir, 0700)) < 0)
-			goto fail;
-	}
+	if (!take_spare(inst, r->dir) && (e = make_run_dir(r->dir)) < 0)
+		goto fail;
+	r->made_dir = 1;
 	if (cfg->drop &&
 	    (chown(r->out_dir, cfg->uid, cfg->gid) < 0 || chown(r->cwd_dir, cfg->uid, cfg->gid) < 0)) {
 		e = err_errno(ERR_IO, errno, "cannot give '%s' to uid %u", r->dir, (unsigned)cfg->uid);

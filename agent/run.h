@@ -216,4 +216,7 @@ json_t *run_cursor(const run *r);
 /* CLOCK_MONOTONIC in seconds. */
 double run_now(void);
 
+/* The earlier of two times, where 0 means "none". */
+double run_earliest(double a, double b);
+
 #endif

@@ -49,8 +49,8 @@ int run_save_instance(const run *r)
 	/* Through a fixed temporary name: a spare directory has that file already (see run_make_spares()). */
 	if (!text || !path || !tmp)
 		e = err_set(ERR_NOMEM, "out of memory");
-	else if ((e = fs_write_file(tmp, text, strlen(text), 0600)) == 0 && rename(tmp, path) < 0)
-		e = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
+	else if ((e = fs_write_file(tmp, text, strlen(text), 0600)) == 0)
+		e = fs_rename(tmp, path);
 	json_decref(j);
 	free(text);
 	free(path);

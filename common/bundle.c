@@ -264,8 +264,7 @@ int bundle_pack_dir(const char *dir, const char *out_path)
 		r = err_set(ERR_IO, "cannot write '%s': %s", tmp, archive_error_string(w));
 		goto out;
 	}
-	if (rename(tmp, out_path) < 0)
-		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, out_path);
+	r = fs_rename(tmp, out_path);
 out:
 	archive_entry_free(e);
 	if (w)

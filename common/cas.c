@@ -114,11 +114,7 @@ int cas_adopt(cas *c, digest_hex *out, const char *tmp_path)
 		goto out;
 	}
 	chmod(tmp_path, 0444);
-	if (c->cache && rename(tmp_path, dst) < 0)
-		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp_path, dst);
-	else if (!c->cache)
-		r = fs_commit(tmp_path, dst);
-	if (r < 0)
+	if ((r = c->cache ? fs_rename(tmp_path, dst) : fs_commit(tmp_path, dst)) < 0)
 		goto out;
 	*out = d;
 out:

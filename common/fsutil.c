@@ -88,6 +88,11 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+int fs_rename(const char *from, const char *to)
+{
+	return rename(from, to) < 0 ? err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", from, to) : 0;
+}
+
 int fs_commit(const char *tmp, const char *path)
 {
 	char *dir;
@@ -169,10 +174,8 @@ static int write_renamed(const char *path, const void *data, size_t len, mode_t 
 
 	if ((r = write_tmp(tmp, path, data, len, mode, durable)) < 0)
 		return r;
-	if (rename(tmp, path) < 0) {
-		r = err_errno(ERR_IO, errno, "cannot rename '%s' to '%s'", tmp, path);
+	if ((r = fs_rename(tmp, path)) < 0)
 		unlink(tmp);
-	}
 	return r;
 }
 
@@ -278,6 +281,7 @@ static int rm_enter(struct rm *x, int dfd, const char *name)
 	if (fd < 0)
 		return errno == ENOENT			 ? ERR_NOTFOUND
 		       : errno == ELOOP || errno == ENOTDIR ? ERR_CONFLICT
+		       : dfd == AT_FDCWD			 ? err_errno(ERR_IO, errno, "cannot open '%s'", name)
 							 : err_errno(ERR_IO, errno, "cannot open '%s/.../%s'", x->top, name);
 	if (fstat(fd, &st) < 0 || st.st_dev != x->dev) {
 		close(fd);
@@ -370,17 +374,16 @@ int fs_rm_rf(const char *path)
 		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot stat '%s'", path);
 	if (!S_ISDIR(st.st_mode))
 		return unlink(path) < 0 && errno != ENOENT ? err_errno(ERR_IO, errno, "cannot remove '%s'", path) : 0;
-	x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (x.topfd < 0 && errno == EACCES && rm_unlock(AT_FDCWD, path) == 0)
-		x.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (x.topfd < 0)
-		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	x.dev = st.st_dev;
+	if ((x.topfd = rm_enter(&x, AT_FDCWD, path)) < 0)
+		return x.topfd == ERR_NOTFOUND ? 0
+		       : x.topfd == ERR_CONFLICT ? err_set(ERR_CONFLICT, "cannot remove '%s': it was replaced meanwhile", path)
+						 : x.topfd;
 	/* The directory that was looked at, not one put in its place since. */
-	if (fstat(x.topfd, &top) < 0 || top.st_dev != st.st_dev || top.st_ino != st.st_ino) {
+	if (fstat(x.topfd, &top) < 0 || top.st_ino != st.st_ino) {
 		close(x.topfd);
 		return err_set(ERR_CONFLICT, "cannot remove '%s': it was replaced meanwhile", path);
 	}
-	x.dev = top.st_dev;
 	/* A pass per round of directories moved up; each round removes RM_DEPTH levels. */
 	do {
 		x.again = 0;

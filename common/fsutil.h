@@ -33,6 +33,9 @@ int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode
  */
 int fs_write_file(const char *path, const void *data, size_t len, mode_t mode);
 
+/* rename(2) with a message naming both paths. */
+int fs_rename(const char *from, const char *to);
+
 /* Renames tmp to path and fsyncs both the file and the directory. */
 int fs_commit(const char *tmp, const char *path);
 

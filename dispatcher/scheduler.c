@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "buf.h"
 #include "digest.h"
@@ -55,11 +54,9 @@ static void inline_state(struct core *c, json_t *msg, const char *digest)
 {
 	struct buf blob = BUF_INIT(SCHED_INLINE_MAX), text = BUF_INIT(SCHED_INLINE_MAX / 3 * 4 + 8);
 	char *path = digest ? cas_path(c->blobs, digest) : NULL;
-	struct stat st;
 
-	/* Anything that goes wrong leaves the download to the agent, which verifies what it gets. */
-	if (path && stat(path, &st) == 0 && st.st_size <= (off_t)SCHED_INLINE_MAX &&
-	    fs_read_file(&blob, path, SCHED_INLINE_MAX) == 0 && buf_append_base64(&text, blob.data, blob.len) == 0)
+	/* Anything that goes wrong (a larger one among it) leaves the download to the agent, which verifies it. */
+	if (path && fs_read_file(&blob, path, SCHED_INLINE_MAX) == 0 && buf_append_base64(&text, blob.data, blob.len) == 0)
 		json_object_set_new(msg, "state_bundle", json_stringn(buf_str(&text), text.len));
 	buf_release(&blob);
 	buf_release(&text);
