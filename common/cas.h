@@ -52,6 +52,10 @@ int cas_has(const cas *c, const char *digest);
 /*
  * Re-hashes the blob. 0 when it matches; ERR_NOTFOUND when absent;
  * ERR_CORRUPT (blob moved aside) when it does not match. size may be NULL.
+ * A blob this process verified before is not hashed again while its
+ * inode, size, mtime and ctime are unchanged and were already a second
+ * old then (a write, or a copy renamed over it, changes them; a crash that
+ * could tear a cache's unsynced copy also ends the process that verified it).
  */
 int cas_verify(cas *c, const char *digest, uint64_t *size);
 

@@ -86,38 +86,38 @@ void digest_bytes(digest_hex *out, const void *data, size_t len)
 
 int digest_file(digest_hex *out, const char *path, uint64_t *size)
 {
-	unsigned char chunk[1 << 16];
-	digest_ctx *c = NULL;
-	uint64_t total = 0;
-	int fd, r = 0;
-	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_errno(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "cannot open '%s'", path);
-	c = digest_new();
-	if (!c) {
-		r = err_set(ERR_NOMEM, "out of memory");
-		goto out;
-	}
+	r = digest_fd(out, fd, path, size);
+	close(fd);
+	return r;
+}
+
+int digest_fd(digest_hex *out, int fd, const char *path, uint64_t *size)
+{
+	unsigned char chunk[1 << 16];
+	digest_ctx *c = digest_new();
+	uint64_t total = 0;
+	ssize_t n;
+
+	if (!c)
+		return err_set(ERR_NOMEM, "out of memory");
 	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			r = err_errno(ERR_IO, errno, "cannot read '%s'", path);
-			goto out;
+			digest_free(c);
+			return err_errno(ERR_IO, errno, "cannot read '%s'", path);
 		}
 		digest_update(c, chunk, (size_t)n);
 		total += (uint64_t)n;
 	}
 	digest_final(c, out);
-	c = NULL;
 	if (size)
 		*size = total;
-out:
-	digest_free(c);
-	close(fd);
-	return r;
+	return 0;
 }
 
 int digest_is_valid(const char *s)

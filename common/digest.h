@@ -27,6 +27,8 @@ void digest_update_str(digest_ctx *c, const char *s);
 
 void digest_bytes(digest_hex *out, const void *data, size_t len);
 int digest_file(digest_hex *out, const char *path, uint64_t *size);
+/* Hashes what is left to read of fd (not closed); path names it in errors. */
+int digest_fd(digest_hex *out, int fd, const char *path, uint64_t *size);
 
 /* Whether s is 64 lowercase hex characters. */
 int digest_is_valid(const char *s);

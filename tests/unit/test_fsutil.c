@@ -87,6 +87,18 @@ static void test_fsutil__tree_digest_follows_content(void **state)
 	free(b);
 }
 
+/* Rewrites a (read-only) blob in place, as a disk error or a careless hand would. */
+static void overwrite(const char *path, const char *text)
+{
+	FILE *f;
+
+	chmod(path, 0644);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
 /* The same for a durable cas and for a cache (cas_set_cache(): no fsyncs, the same guarantees when read). */
 static void cas_put_verify_and_detect_corruption(int cache)
 {
@@ -94,7 +106,6 @@ static void cas_put_verify_and_detect_corruption(int cache)
 	digest_hex h, h2;
 	uint64_t size = 0;
 	cas *c = NULL;
-	FILE *f;
 
 	assert_int_equal(cas_open(&c, d), 0);
 	if (cache)
@@ -106,18 +117,12 @@ static void cas_put_verify_and_detect_corruption(int cache)
 	assert_int_equal(cas_verify(c, h.hex, &size), 0);
 	assert_int_equal(size, 5);
 	p = cas_path(c, h.hex);
-	chmod(p, 0644);
-	f = fopen(p, "w");
-	fputs("jello", f);
-	fclose(f);
+	overwrite(p, "jello");
 	if (cache) {
 		/* A cache's torn copy (it fsyncs nothing) is replaced when the same content comes again. */
 		assert_int_equal(cas_put_buf(c, &h2, "hello", 5), 0);
 		assert_int_equal(cas_verify(c, h.hex, NULL), 0);
-		chmod(p, 0644);
-		f = fopen(p, "w");
-		fputs("jello", f);
-		fclose(f);
+		overwrite(p, "jello");
 	}
 	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_CORRUPT);
 	assert_false(cas_has(c, h.hex)); /* moved aside */
@@ -134,6 +139,30 @@ static void test_cas__put_verify_and_detect_corruption(void **state)
 	(void)state;
 	cas_put_verify_and_detect_corruption(0);
 	cas_put_verify_and_detect_corruption(1);
+}
+
+/* A blob verified once is remembered; a write to it afterwards is still caught. */
+static void test_cas__verify_remembers_until_changed(void **state)
+{
+	char *d = tmp_dir(), *p;
+	digest_hex h;
+	uint64_t size = 0;
+	cas *c = NULL;
+
+	(void)state;
+	assert_int_equal(cas_open(&c, d), 0);
+	assert_int_equal(cas_put_buf(c, &h, "hello", 5), 0);
+	usleep(1100 * 1000); /* older than the memo's window */
+	assert_int_equal(cas_verify(c, h.hex, &size), 0);
+	assert_int_equal(cas_verify(c, h.hex, &size), 0);
+	assert_int_equal(size, 5);
+	p = cas_path(c, h.hex);
+	overwrite(p, "jello");
+	assert_int_equal(cas_verify(c, h.hex, NULL), ERR_CORRUPT);
+	cas_free(c);
+	fs_rm_rf(d);
+	free(p);
+	free(d);
 }
 
 static void test_fsutil__write_renamed_replaces_whole(void **state)
@@ -222,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_fsutil__rel_is_safe),
 		cmocka_unit_test(test_fsutil__tree_digest_follows_content),
 		cmocka_unit_test(test_cas__put_verify_and_detect_corruption),
+		cmocka_unit_test(test_cas__verify_remembers_until_changed),
 		cmocka_unit_test(test_fsutil__rm_rf),
 		cmocka_unit_test(test_fsutil__write_renamed_replaces_whole),
 	};
