@@ -432,11 +432,11 @@ static int select_targets(struct target **out, size_t *count, struct toolchain_s
 				dup |= t[i].tc == cand.tc && t[i].lvl == cand.lvl;
 			if (!dup)
 				t[n++] = cand;
-			toolchain_probe(cand.tc, cache_dir);
+			toolchain_probe(cand.tc, cache_dir, !o->cached_only);
 		}
 	} else {
 		for (size_t i = 0; i < set->count; i++) {
-			toolchain_probe(&set->items[i], cache_dir);
+			toolchain_probe(&set->items[i], cache_dir, !o->cached_only);
 			if (set->items[i].available)
 				t[n++] = (struct target){ &set->items[i], &set->items[i].levels[0] };
 		}
@@ -485,7 +485,9 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 		const struct manifest_object *obj = &m->objects[i];
 		struct object_state *os = &run->objs[i];
 
-		if (source_identify(&os->source_id, &run->sctx, &obj->source) < 0) {
+		if (run->o->cached_only && obj->source.kind == SOURCE_GIT) {
+			os->identified = 0; /* resolving a ref may wait on a remote */
+		} else if (source_identify(&os->source_id, &run->sctx, &obj->source) < 0) {
 			os->identified = -1;
 			os->error = strdup(err_msg());
 		} else {
@@ -506,11 +508,11 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 			toolchain_target_name(res->target, sizeof(res->target), res->tc, res->level);
 			if (obj->sdk && !run->sdk_dir)
 				settle(run, res, BUILD_FAILED, "the object SDK is not installed (see DISPATCH_SDK)");
-			else if (!res->tc->available)
+			else if (!res->tc->available && (res->tc->why || !run->o->cached_only))
 				settle(run, res, BUILD_FAILED, res->tc->why ? res->tc->why : "toolchain unavailable");
 			else if (os->identified < 0)
 				settle(run, res, BUILD_FAILED, os->error);
-			else {
+			else if (os->identified > 0 && res->tc->available) {
 				compute_key(res, &os->source_id, &run->sdk_id);
 				if (cache_lookup(run, res))
 					settle(run, res, BUILD_CACHED, NULL);
@@ -571,12 +573,16 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 	pthread_mutex_unlock(&run.lock);
 	if (r < 0)
 		goto out;
+	while (run.next < run.rep->count && run.rep->results[run.next].state != BUILD_PENDING)
+		run.next++;
+	if (run.next == run.rep->count || o->cached_only)
+		jobs = 0;
 	for (int i = 0; i < jobs; i++) {
 		if (pthread_create(&threads[i], NULL, worker, &run) != 0)
 			break;
 		started++;
 	}
-	if (started == 0) {
+	if (started == 0 && jobs > 0) {
 		r = err_set(ERR_IO, "cannot start build threads");
 		goto out;
 	}

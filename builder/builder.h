@@ -56,12 +56,20 @@ struct builder_opts {
 	const char *sdk_dir;          /* the object SDK's sources; default builder_default_sdk_dir() */
 	builder_progress_fn progress;
 	void *progress_data;
+	/*
+	 * Only look the pairs up, quickly and without waiting on anything:
+	 * nothing is compiled, no compiler is probed beyond its remembered
+	 * identity, a git source is not resolved. What cannot be settled that
+	 * way stays BUILD_PENDING in the report.
+	 */
+	int cached_only;
 };
 
 /*
  * Builds the matrix. Returns 0 when the matrix could be set up (even if
  * some pairs failed: see the report), or a negative code for errors that
  * stop everything (bad target name, unreadable cache). *out is new.
+ * No worker thread is started when the cache settles every pair.
  */
 int builder_run(struct build_report **out, const struct manifest *m, const struct builder_opts *o);
 void build_report_free(struct build_report *rep);

@@ -410,7 +410,7 @@ out:
 	return r;
 }
 
-int toolchain_probe(struct toolchain *tc, const char *cache_dir)
+int toolchain_probe(struct toolchain *tc, const char *cache_dir, int may_compute)
 {
 	char *cache_path = cache_dir ? fs_join(cache_dir, "toolchains.json") : NULL;
 	json_t *cache = cache_path ? json_load_file(cache_path, 0, NULL) : NULL;
@@ -432,6 +432,12 @@ int toolchain_probe(struct toolchain *tc, const char *cache_dir)
 	}
 	if (cached_identity(tc, cache)) {
 		tc->available = 1;
+		goto out;
+	}
+	if (!may_compute) {
+		free(tc->cc_path);
+		tc->cc_path = NULL;
+		tc->probed = 0;
 		goto out;
 	}
 	if (compute_identity(tc, cache) < 0) {

@@ -67,8 +67,11 @@ int toolchain_resolve(struct toolchain **tc, const struct toolchain_level **lvl,
  * in cache_dir/toolchains.json keyed by the binaries' size, mtime and
  * inode, so that a warm build only stats them. cache_dir may be NULL.
  * An unusable compiler is not an error: tc->available is 0, tc->why says why.
+ * With may_compute 0 only a remembered identity is taken (no compiler runs,
+ * nothing is hashed): when there is none, tc->available and tc->why stay
+ * unset and a later probe may compute it.
  */
-int toolchain_probe(struct toolchain *tc, const char *cache_dir);
+int toolchain_probe(struct toolchain *tc, const char *cache_dir, int may_compute);
 
 /* Builds the "isa:level" name into buf. */
 const char *toolchain_target_name(char *buf, size_t len, const struct toolchain *tc,

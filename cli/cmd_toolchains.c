@@ -70,7 +70,7 @@ int cmd_toolchains(int argc, char **argv)
 		json_t *levels = json_array();
 		char lv[256] = "";
 
-		toolchain_probe(tc, cache ? cache : builder_default_cache_dir());
+		toolchain_probe(tc, cache ? cache : builder_default_cache_dir(), 1);
 		for (size_t j = 0; j < tc->nlevels; j++) {
 			json_array_append_new(levels, json_string(tc->levels[j].name));
 			snprintf(lv + strlen(lv), sizeof(lv) - strlen(lv), "%s%s", j ? " " : "", tc->levels[j].name);

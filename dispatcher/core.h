@@ -9,6 +9,7 @@
 #include "store.h"
 
 struct waiter;
+struct toolchain_set;
 
 /*
  * One per process. Everything below `lock` is guarded by it: the HTTP
@@ -21,6 +22,7 @@ struct core {
 	char *jobs_dir;
 	char *logs_dir;
 	char *toolchains_dir; /* NULL: the default */
+	struct toolchain_set *toolchains; /* loaded once, read only */
 	char operator_hash[65];
 	char join_hash[65];
 	double heartbeat_s;

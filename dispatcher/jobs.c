@@ -19,6 +19,8 @@
 
 #define TARGETS_MAX 64
 
+static int build_cached(struct core *c, int64_t job, const struct manifest *m);
+
 /* Whether path is inside dir (both resolved). */
 static int inside(const char *path, const char *dir)
 {
@@ -128,7 +130,7 @@ int jobs_submit(struct core *c, const char *bundle, json_t **out)
 	char *tmp = NULL, *mpath = NULL, *final = NULL, name[32];
 	json_t *ids = json_array();
 	int64_t job = 0;
-	int r, in_tx = 0;
+	int r, in_tx = 0, built = 0;
 
 	if ((r = fs_mkdtemp(&tmp, c->jobs_dir, "incoming")) < 0)
 		goto out;
@@ -158,6 +160,7 @@ int jobs_submit(struct core *c, const char *bundle, json_t **out)
 	if ((r = store_run(c->db, NULL, "UPDATE jobs SET dir = ? WHERE id = ?", "si", final, job)) < 0 ||
 	    (r = add_objects(c, job, m, ids)) < 0)
 		goto out;
+	built = build_cached(c, job, m); /* before the move: the manifest's paths are still in tmp */
 	fs_rm_rf(final); /* a leftover of a job whose transaction never committed */
 	if (rename(tmp, final) < 0) {
 		r = err_errno(ERR_IO, errno, "cannot move the job to '%s'", final);
@@ -170,8 +173,10 @@ int jobs_submit(struct core *c, const char *bundle, json_t **out)
 	in_tx = 0;
 	log_info("job %s '%s': %zu objects, %zu instances", name, m->name, m->nobjects, json_array_size(ids));
 	*out = json_pack("{sssssO}", "job", name, "name", m->name, "instances", ids);
-	c->build_wanted = 1;
-	pthread_cond_signal(&c->build_cond);
+	if (!built) {
+		c->build_wanted = 1;
+		pthread_cond_signal(&c->build_cond);
+	}
 out:
 	if (in_tx)
 		store_rollback(c->db);
@@ -244,11 +249,10 @@ static void fail_unbuildable(struct core *c, int64_t job)
 	sched_job_state(c, job);
 }
 
+/* Records a job's builds and places what they allow, inside the caller's transaction. */
 static void record(struct core *c, int64_t job, const struct manifest *m, const struct build_report *rep,
 		   char targets[][96], size_t ntargets)
 {
-	int in_tx = store_begin(c->db) == 0;
-
 	for (size_t i = 0; i < rep->count; i++) {
 		const struct build_result *r = &rep->results[i];
 		int ok = r->state == BUILD_BUILT || r->state == BUILD_CACHED;
@@ -271,8 +275,37 @@ static void record(struct core *c, int64_t job, const struct manifest *m, const 
 	fail_unbuildable(c, job);
 	/* Placed in the same transaction: a job's builds and its first starts cost one fsync. */
 	sched_pass(c);
-	if (in_tx && store_commit(c->db) < 0)
-		store_rollback(c->db);
+}
+
+/*
+ * A job whose every build is already in the cache is recorded and placed
+ * by its submission, in the submission's transaction: one commit, and no
+ * wait for the build thread. Returns 1 when it was; 0 leaves the job to
+ * the build thread (something to compile or probe, a git source, no node).
+ */
+static int build_cached(struct core *c, int64_t job, const struct manifest *m)
+{
+	char targets[TARGETS_MAX][96];
+	const char *tv[TARGETS_MAX + 1];
+	size_t n = needed_targets(c, c->toolchains, targets);
+	struct builder_opts o = { .cache_dir = c->cache_dir, .toolchains_dir = c->toolchains_dir,
+				  .targets = tv, .cached_only = 1 };
+	struct build_report *rep = NULL;
+	int done;
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		tv[i] = targets[i];
+	tv[n] = NULL;
+	done = builder_run(&rep, m, &o) == 0 && rep->cached + rep->failed == rep->count;
+	if (done) {
+		log_info("job j-%lld: %zu builds: %zu cached, %zu failed", (long long)job, rep->count, rep->cached,
+			 rep->failed);
+		record(c, job, m, rep, targets, n);
+	}
+	build_report_free(rep);
+	return done;
 }
 
 static void build_job(struct core *c, struct toolchain_set *set, int64_t job, const char *dir)
@@ -308,8 +341,11 @@ static void build_job(struct core *c, struct toolchain_set *set, int64_t job, co
 		log_info("job j-%lld: %zu builds: %zu built, %zu cached, %zu failed in %.2f s", (long long)job,
 			 rep->count, rep->built, rep->cached, rep->failed, rep->seconds);
 	core_lock(c);
-	if (r == 0)
+	if (r == 0 && store_begin(c->db) == 0) {
 		record(c, job, m, rep, missing, nm);
+		if (store_commit(c->db) < 0)
+			store_rollback(c->db);
+	}
 	build_report_free(rep);
 	manifest_free(m);
 	free(mpath);
@@ -318,12 +354,7 @@ static void build_job(struct core *c, struct toolchain_set *set, int64_t job, co
 void *jobs_build_thread(void *arg)
 {
 	struct core *c = arg;
-	struct toolchain_set *set = NULL;
 
-	if (toolchain_set_load(&set, c->toolchains_dir ? c->toolchains_dir : toolchain_default_dir()) < 0) {
-		log_error("%s", err_msg());
-		return NULL;
-	}
 	core_lock(c);
 	while (!c->stopping) {
 		json_t *jobs = NULL, *j;
@@ -338,7 +369,7 @@ void *jobs_build_thread(void *arg)
 			       "ORDER BY id", NULL) < 0)
 			continue;
 		json_array_foreach(jobs, i, j) {
-			build_job(c, set, json_integer_value(json_object_get(j, "id")),
+			build_job(c, c->toolchains, json_integer_value(json_object_get(j, "id")),
 				  json_string_value(json_object_get(j, "dir")));
 			if (c->stopping)
 				break;
@@ -347,6 +378,5 @@ void *jobs_build_thread(void *arg)
 		sched_pass(c);
 	}
 	core_unlock(c);
-	toolchain_set_free(set);
 	return NULL;
 }

@@ -129,7 +129,8 @@ static int setup(struct core *c)
 	if ((r = fs_mkdir_p(c->jobs_dir, 0755)) < 0 || (r = fs_mkdir_p(c->logs_dir, 0700)) < 0 ||
 	    (r = fs_mkdir_p(c->cache_dir, 0755)) < 0 || (r = builder_open_store(&c->blobs, c->cache_dir)) < 0 ||
 	    (r = token_file(c, "operator.token", c->operator_hash)) < 0 ||
-	    (r = token_file(c, "join.token", c->join_hash)) < 0 || (r = store_open(&c->db, db)) < 0) {
+	    (r = token_file(c, "join.token", c->join_hash)) < 0 || (r = store_open(&c->db, db)) < 0 ||
+	    (r = toolchain_set_load(&c->toolchains, c->toolchains_dir ? c->toolchains_dir : toolchain_default_dir())) < 0) {
 		free(db);
 		return r;
 	}
@@ -231,6 +232,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	store_free(c.db);
+	toolchain_set_free(c.toolchains);
 	free(c.seen);
 	free(c.acked);
 	cas_free(c.blobs);
