@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,65 +92,103 @@ static void snapshot(const char *dir, struct snap *s)
 		snap_dir(fd, 0, s);
 }
 
-/* Packs out/ in a child running as the object's user; the bundle is left in pack/state.tar.zst. */
-static int pack_as_user(run *r, const char *packdir, const char *tmp)
+/* Copies the packer's pipe into out, at most max bytes; the child is killed past that. */
+static int take_stream(int in, int out, uint64_t max, pid_t pid, const char *dest)
+{
+	char chunk[1 << 16];
+	uint64_t total = 0;
+	ssize_t n;
+	int e;
+
+	for (;;) {
+		n = read(in, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_errno(ERR_IO, errno, "cannot read the packed state");
+		if (n == 0)
+			return 0;
+		total += (uint64_t)n;
+		if (max && total > max) {
+			kill(pid, SIGKILL);
+			return err_set(ERR_LIMIT, "the packed state is larger than %" PRIu64 " bytes", max);
+		}
+		if ((e = fs_write_all(out, chunk, (size_t)n, dest)) < 0)
+			return e;
+	}
+}
+
+/*
+ * Packs out/ in a child running as the object's user, which can read only
+ * what the object could; the bundle comes back through a pipe into dest
+ * (opened here, O_NOFOLLOW), so nothing is created on the object's side.
+ */
+static int pack_as_user(run *r, const char *dest)
 {
 	char msg[PACK_ERR_MAX];
-	int p[2], st = 0, e = 0;
+	int data[2] = { -1, -1 }, why[2] = { -1, -1 }, out = -1, st = 0, e = 0;
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_errno(ERR_IO, errno, "cannot create a pipe");
+	out = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (out < 0)
+		return err_errno(ERR_IO, errno, "cannot open '%s'", dest);
+	if (pipe2(data, O_CLOEXEC) < 0 || pipe2(why, O_CLOEXEC) < 0) {
+		e = err_errno(ERR_IO, errno, "cannot create a pipe");
+		goto out;
+	}
 	pid = fork();
 	if (pid == 0) {
-		close(p[0]);
+		close(data[0]);
+		close(why[0]);
 		if (setgroups(0, NULL) < 0 || setresgid(r->cfg.gid, r->cfg.gid, r->cfg.gid) < 0 ||
-		    setresuid(r->cfg.uid, r->cfg.uid, r->cfg.uid) < 0) {
+		    setresuid(r->cfg.uid, r->cfg.uid, r->cfg.uid) < 0)
 			e = err_errno(ERR_IO, errno, "cannot change to uid %u", (unsigned)r->cfg.uid);
-		} else {
-			if (r->cfg.fsize) {
-				struct rlimit rl = {r->cfg.fsize, r->cfg.fsize};
-				setrlimit(RLIMIT_FSIZE, &rl);
-			}
-			e = bundle_pack_dir(r->out_dir, tmp);
-		}
-		if (e < 0 && write(p[1], err_msg(), strlen(err_msg())) < 0)
+		else
+			e = bundle_pack_fd(r->out_dir, data[1]);
+		if (e < 0 && write(why[1], err_msg(), strlen(err_msg())) < 0)
 			_exit(2);
 		_exit(e < 0 ? 1 : 0);
 	}
-	close(p[1]);
 	if (pid < 0) {
-		e = errno;
-		close(p[0]);
-		return err_errno(ERR_IO, e, "cannot fork to pack '%s'", packdir);
+		e = err_errno(ERR_IO, errno, "cannot fork to pack the state of '%s'", r->instance);
+		goto out;
 	}
+	close(data[1]);
+	close(why[1]);
+	data[1] = why[1] = -1;
+	e = take_stream(data[0], out, r->cfg.fsize, pid, dest);
 	do
-		n = read(p[0], msg, sizeof(msg) - 1);
+		n = read(why[0], msg, sizeof(msg) - 1);
 	while (n < 0 && errno == EINTR);
 	msg[n > 0 ? n : 0] = '\0';
-	close(p[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return err_set(ERR_CHILD, "%s", msg[0] ? msg : "the packing process failed");
-	return 0;
+	if (e == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		e = err_set(ERR_CHILD, "%s", msg[0] ? msg : "the packing process failed");
+out:
+	for (int i = 0; i < 2; i++) {
+		if (data[i] >= 0)
+			close(data[i]);
+		if (why[i] >= 0)
+			close(why[i]);
+	}
+	close(out);
+	return e;
 }
 
-static int pack_once(run *r, const char *dest, const char *packdir, const char *tmp)
+static int pack_once(run *r, const char *dest)
 {
+	struct stat st;
 	int e;
 
-	if (!r->cfg.drop)
-		return bundle_pack_dir(r->out_dir, dest);
-	if ((e = fs_rm_rf(packdir)) < 0)
-		return e;
-	if (mkdir(packdir, 0700) < 0 || chown(packdir, r->cfg.uid, r->cfg.gid) < 0)
-		return err_errno(ERR_IO, errno, "cannot create '%s'", packdir);
-	/* fs_copy_file() opens with O_NOFOLLOW and wants a regular file: nothing planted is followed. */
-	if ((e = pack_as_user(r, packdir, tmp)) < 0)
-		return e;
-	return fs_copy_file(tmp, dest);
+	if (r->cfg.drop)
+		return pack_as_user(r, dest);
+	/* Not root: the agent packs as the object's user already; the same bound after the fact. */
+	if ((e = bundle_pack_dir(r->out_dir, dest)) == 0 && r->cfg.fsize && stat(dest, &st) == 0 &&
+	    (uint64_t)st.st_size > r->cfg.fsize)
+		e = err_set(ERR_LIMIT, "the packed state is larger than %" PRIu64 " bytes", r->cfg.fsize);
+	return e;
 }
 
 int run_has_state(const run *r)
@@ -165,12 +204,10 @@ int run_has_state(const run *r)
 int run_pack_state(run *r, const char *dest)
 {
 	char *state = fs_join(r->out_dir, "state.json");
-	char *packdir = fs_join(r->dir, "pack");
-	char *tmp = packdir ? fs_join(packdir, "state.tar.zst") : NULL;
 	struct stat st;
 	int e, missing;
 
-	if (!state || !packdir || !tmp) {
+	if (!state) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -186,7 +223,7 @@ int run_pack_state(run *r, const char *dest)
 	}
 	/* After the exit nothing writes out/ any more. */
 	if (r->exited) {
-		e = pack_once(r, dest, packdir, tmp);
+		e = pack_once(r, dest);
 		goto out;
 	}
 	/* A running object may start its next checkpoint while this one is packed: then try again. */
@@ -199,7 +236,7 @@ int run_pack_state(run *r, const char *dest)
 			usleep(20000);
 			continue;
 		}
-		if ((e = pack_once(r, dest, packdir, tmp)) < 0)
+		if ((e = pack_once(r, dest)) < 0)
 			goto out;
 		snapshot(r->out_dir, &after);
 		if (after.hash == before.hash)
@@ -209,11 +246,7 @@ int run_pack_state(run *r, const char *dest)
 out:
 	if (e < 0)
 		err_prefix(e, "cannot pack the state of instance '%s'", r->instance);
-	if (packdir)
-		fs_rm_rf(packdir);
 	free(state);
-	free(packdir);
-	free(tmp);
 	return e;
 }
 

@@ -219,16 +219,13 @@ out:
 	return r;
 }
 
-int bundle_pack_dir(const char *dir, const char *out_path)
+int bundle_pack_fd(const char *dir, int fd)
 {
 	struct path_list list = { 0 };
 	struct archive *w = NULL;
 	struct archive_entry *e = NULL;
-	char tmp[PATH_MAX];
-	int fd = -1, r;
+	int r;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", out_path) >= (int)sizeof(tmp))
-		return err_set(ERR_INVALID, "path too long: '%s'", out_path);
 	if ((r = collect_tree(&list, dir, NULL)) < 0)
 		goto out;
 	qsort(list.v, list.n, sizeof(*list.v), cmp_paths);
@@ -247,35 +244,45 @@ int bundle_pack_dir(const char *dir, const char *out_path)
 			    dir, archive_error_string(w));
 		goto out;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		r = err_errno(ERR_IO, errno, "cannot create a file next to '%s'", out_path);
-		goto out;
-	}
-	if (fchmod(fd, 0644) < 0 || archive_write_open_fd(w, fd) != ARCHIVE_OK) {
-		r = err_set(ERR_IO, "cannot write '%s': %s", tmp,
+	/* No padding after the last block, whatever fd is: the same bytes into a file or a pipe. */
+	archive_write_set_bytes_in_last_block(w, 1);
+	if (archive_write_open_fd(w, fd) != ARCHIVE_OK) {
+		r = err_set(ERR_IO, "cannot write the bundle of '%s': %s", dir,
 			    archive_error_string(w) ? archive_error_string(w) : strerror(errno));
 		goto out;
 	}
 	for (size_t i = 0; i < list.n; i++)
 		if ((r = pack_entry(w, e, dir, list.v[i])) < 0)
 			goto out;
-	if (archive_write_close(w) != ARCHIVE_OK) {
-		r = err_set(ERR_IO, "cannot write '%s': %s", tmp, archive_error_string(w));
-		goto out;
-	}
-	r = fs_rename(tmp, out_path);
+	if (archive_write_close(w) != ARCHIVE_OK)
+		r = err_set(ERR_IO, "cannot write the bundle of '%s': %s", dir, archive_error_string(w));
 out:
 	archive_entry_free(e);
 	if (w)
 		archive_write_free(w);
-	if (r < 0 && fd >= 0)
-		unlink(tmp);
-	if (fd >= 0)
-		close(fd);
 	for (size_t i = 0; i < list.n; i++)
 		free(list.v[i]);
 	free(list.v);
+	return r;
+}
+
+int bundle_pack_dir(const char *dir, const char *out_path)
+{
+	char tmp[PATH_MAX];
+	int fd, r;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", out_path) >= (int)sizeof(tmp))
+		return err_set(ERR_INVALID, "path too long: '%s'", out_path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(ERR_IO, errno, "cannot create a file next to '%s'", out_path);
+	if (fchmod(fd, 0644) < 0)
+		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
+	else if ((r = bundle_pack_fd(dir, fd)) == 0)
+		r = fs_rename(tmp, out_path);
+	if (r < 0)
+		unlink(tmp);
+	close(fd);
 	return r;
 }
 

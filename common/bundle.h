@@ -30,6 +30,9 @@ struct bundle_limits {
  */
 int bundle_pack_dir(const char *dir, const char *out_path);
 
+/* The same bundle written to fd (a file or a pipe; not closed). */
+int bundle_pack_fd(const char *dir, int fd);
+
 /*
  * Extracts an archive in any format and compression libarchive reads
  * (tar, tar.gz, tar.xz, tar.zst, zip ...) into dest, which must exist.

@@ -117,26 +117,30 @@ int fs_commit(const char *tmp, const char *path)
 	return r;
 }
 
-/* Writes data to the open file fd (named tmp), sets its mode, fsyncs it when sync, closes it. */
-static int write_fd(int fd, const char *tmp, const void *data, size_t len, mode_t mode, int sync)
+int fs_write_all(int fd, const void *data, size_t len, const char *name)
 {
 	const char *p = data;
-	int r = 0;
 
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-			goto out;
+			return err_errno(ERR_IO, errno, "cannot write '%s'", name);
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0))
+	return 0;
+}
+
+/* Writes data to the open file fd (named tmp), sets its mode, fsyncs it when sync, closes it. */
+static int write_fd(int fd, const char *tmp, const void *data, size_t len, mode_t mode, int sync)
+{
+	int r = fs_write_all(fd, data, len, tmp);
+
+	if (r == 0 && (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0)))
 		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
-out:
 	if (close(fd) < 0 && r == 0)
 		r = err_errno(ERR_IO, errno, "cannot write '%s'", tmp);
 	return r;
@@ -202,9 +206,12 @@ int fs_mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[PATH_MAX];
 	size_t len = strlen(path);
+	struct stat st;
 
 	if (len == 0 || len >= sizeof(tmp))
 		return err_set(ERR_INVALID, "bad directory path '%s'", path);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0; /* the common case: one call, not one per component */
 	memcpy(tmp, path, len + 1);
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
@@ -426,16 +433,8 @@ int fs_copy_file(const char *from, const char *to)
 			r = err_errno(ERR_IO, errno, "cannot read '%s'", from);
 			goto out;
 		}
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, chunk + off, (size_t)(n - off));
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				r = err_errno(ERR_IO, errno, "cannot write '%s'", to);
-				goto out;
-			}
-			off += w;
-		}
+		if ((r = fs_write_all(out, chunk, (size_t)n, to)) < 0)
+			goto out;
 	}
 	fchmod(out, st.st_mode & 0777);
 out:

@@ -33,6 +33,9 @@ int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode
  */
 int fs_write_file(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Writes all of data to fd, retrying short writes; name is for the message. */
+int fs_write_all(int fd, const void *data, size_t len, const char *name);
+
 /* rename(2) with a message naming both paths. */
 int fs_rename(const char *from, const char *to);
 

@@ -270,6 +270,27 @@ static void test_run__exit_85_is_checkpointed(void **state)
 	free(dest);
 }
 
+/* A state bundle larger than the file size limit is refused, and nothing past the limit is written. */
+static void test_run__packed_state_is_bounded(void **state)
+{
+	struct fixture *f = *state;
+	char *bundle = fs_join(f->dir, "big.tar.zst");
+	struct run_exit x;
+	struct stat st;
+	run *r;
+
+	f->cfg.fsize = 8192; /* each file below it, the bundle of all of them above */
+	r = start(f, "for i in 1 2 3 4; do head -c 6000 /dev/urandom > \"$DISPATCH_STATE_OUT/r$i\"; done\n"
+		     "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 85");
+	finish(r, &x);
+	assert_int_equal(x.code, 85);
+	assert_int_equal(run_pack_state(r, bundle), ERR_LIMIT);
+	assert_int_equal(stat(bundle, &st), 0);
+	assert_true(st.st_size <= 8192 + (1 << 16));
+	run_free(r);
+	free(bundle);
+}
+
 /* A checkpoint is not packed while the object is writing the next one. */
 static void test_run__directory_goes_at_the_sweep(void **state)
 {
@@ -682,6 +703,7 @@ int main(void)
 		T(test_run__progress_is_thinned),
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
+		T(test_run__packed_state_is_bounded),
 		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__spare_directories),
 		T(test_run__checkpoint_waits_for_a_complete_state),

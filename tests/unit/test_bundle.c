@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -342,6 +343,40 @@ static void test_bundle__pack_is_deterministic(void **state)
 	free(out1);
 	free(out2);
 	free(out3);
+}
+
+/* Packed into a pipe (the agent's packer), a bundle is byte for byte the one packed into a file. */
+static void test_bundle__pack_into_a_pipe_is_the_same(void **state)
+{
+	struct fixture *f = *state;
+	char *src = path_in(f->parent, "src"), *file = path_in(f->parent, "f.tar.zst");
+	struct buf want, got = BUF_INIT(4096);
+	char chunk[4096];
+	int p[2];
+	ssize_t n;
+	pid_t pid;
+
+	make_source_tree(src);
+	assert_int_equal(bundle_pack_dir(src, file), 0);
+	read_whole(file, &want);
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(bundle_pack_fd(src, p[1]) == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	while ((n = read(p[0], chunk, sizeof(chunk))) > 0)
+		assert_int_equal(buf_append(&got, chunk, (size_t)n), 0);
+	close(p[0]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(got.len, want.len);
+	assert_memory_equal(got.data, want.data, want.len);
+	buf_release(&want);
+	buf_release(&got);
+	free(src);
+	free(file);
 }
 
 static void test_bundle__pack_entries_are_normalized(void **state)
@@ -813,6 +848,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_bundle__round_trip),
 		T(test_bundle__pack_is_deterministic),
+		T(test_bundle__pack_into_a_pipe_is_the_same),
 		T(test_bundle__pack_entries_are_normalized),
 		T(test_bundle__pack_refuses_escaping_symlink),
 		T(test_bundle__pack_refuses_fifo),
