@@ -526,6 +526,14 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 	return 0;
 }
 
+static int uses_sdk(const struct manifest *m)
+{
+	for (size_t i = 0; i < m->nobjects; i++)
+		if (m->objects[i].sdk)
+			return 1;
+	return 0;
+}
+
 int builder_run(struct build_report **out, const struct manifest *m, const struct builder_opts *o)
 {
 	struct run run = { .m = m, .o = o, .lock = PTHREAD_MUTEX_INITIALIZER, .base_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -562,8 +570,9 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 		goto out;
 	run.sctx.store = run.store;
 	run.sdk_dir = o->sdk_dir ? o->sdk_dir : builder_default_sdk_dir();
-	if (tree_digest(&run.sdk_id, run.sdk_dir, 1000, 16 << 20) < 0)
-		run.sdk_dir = NULL; /* objects that ask for it fail with a clear message */
+	/* Hashed only when an object links it; objects that ask for a missing SDK fail with a clear message. */
+	if (uses_sdk(m) && tree_digest(&run.sdk_id, run.sdk_dir, 1000, 16 << 20) < 0)
+		run.sdk_dir = NULL;
 	if ((r = toolchain_set_load(&set, o->toolchains_dir ? o->toolchains_dir : toolchain_default_dir())) < 0 ||
 	    (r = select_targets(&targets, &ntargets, set, o, run.cache_dir)) < 0)
 		goto out;

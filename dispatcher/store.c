@@ -105,7 +105,8 @@ int store_open(store **out, const char *path)
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+			 "PRAGMA temp_store=MEMORY;",
 			 NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		r = err_set(ERR_IO, "cannot set up database '%s': %s", path, msg ? msg : "?");
