@@ -92,8 +92,8 @@ static void snapshot(const char *dir, struct snap *s)
 		snap_dir(fd, 0, s);
 }
 
-/* Copies the packer's pipe into out, at most max bytes; the child is killed past that. */
-static int take_stream(int in, int out, uint64_t max, pid_t pid, const char *dest)
+/* Copies the packer's pipe into out, at most max bytes. */
+static int take_stream(int in, int out, uint64_t max, const char *dest)
 {
 	char chunk[1 << 16];
 	uint64_t total = 0;
@@ -109,10 +109,8 @@ static int take_stream(int in, int out, uint64_t max, pid_t pid, const char *des
 		if (n == 0)
 			return 0;
 		total += (uint64_t)n;
-		if (max && total > max) {
-			kill(pid, SIGKILL);
+		if (max && total > max)
 			return err_set(ERR_LIMIT, "the packed state is larger than %" PRIu64 " bytes", max);
-		}
 		if ((e = fs_write_all(out, chunk, (size_t)n, dest)) < 0)
 			return e;
 	}
@@ -139,6 +137,7 @@ static int pack_as_user(run *r, const char *dest)
 	}
 	pid = fork();
 	if (pid == 0) {
+		close(out); /* the agent's file: the packer writes only into the pipe */
 		close(data[0]);
 		close(why[0]);
 		if (setgroups(0, NULL) < 0 || setresgid(r->cfg.gid, r->cfg.gid, r->cfg.gid) < 0 ||
@@ -157,7 +156,12 @@ static int pack_as_user(run *r, const char *dest)
 	close(data[1]);
 	close(why[1]);
 	data[1] = why[1] = -1;
-	e = take_stream(data[0], out, r->cfg.fsize, pid, dest);
+	e = take_stream(data[0], out, r->cfg.fsize, dest);
+	/* Stopped early: the packer may be blocked writing into the pipe, and would hold its message back. */
+	close(data[0]);
+	data[0] = -1;
+	if (e < 0)
+		kill(pid, SIGKILL);
 	do
 		n = read(why[0], msg, sizeof(msg) - 1);
 	while (n < 0 && errno == EINTR);

@@ -193,9 +193,14 @@ static int pack_entry(struct archive *w, struct archive_entry *e, const char *ro
 		archive_entry_set_mode(e, AE_IFLNK | 0777);
 		archive_entry_set_symlink(e, target);
 	} else if (S_ISREG(st.st_mode)) {
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NONBLOCK: a FIFO swapped in since the lstat() must not hang the open. */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			r = err_errno(ERR_IO, errno, "cannot open '%s'", path);
+			goto out;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			r = err_set(ERR_INVALID, "cannot pack '%s': it was replaced while being packed", path);
 			goto out;
 		}
 		archive_entry_set_mode(e, AE_IFREG | (st.st_mode & 0111 ? 0755 : 0644));

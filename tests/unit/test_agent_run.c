@@ -291,6 +291,22 @@ static void test_run__packed_state_is_bounded(void **state)
 	free(bundle);
 }
 
+/* A packed state that cannot be written is an error at once: the packer, stuck on a full pipe, is stopped. */
+static void test_run__packed_state_write_error_does_not_hang(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	run *r = start(f, "head -c 400000 /dev/urandom > \"$DISPATCH_STATE_OUT/noise\"\n"
+			  "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 85");
+
+	finish(r, &x);
+	assert_int_equal(x.code, 85);
+	alarm(20); /* a hang fails the test instead of blocking the suite */
+	assert_true(run_pack_state(r, "/dev/full") < 0);
+	alarm(0);
+	run_free(r);
+}
+
 /* A checkpoint is not packed while the object is writing the next one. */
 static void test_run__directory_goes_at_the_sweep(void **state)
 {
@@ -704,6 +720,7 @@ int main(void)
 		T(test_run__parse_line),
 		T(test_run__exit_85_is_checkpointed),
 		T(test_run__packed_state_is_bounded),
+		T(test_run__packed_state_write_error_does_not_hang),
 		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__spare_directories),
 		T(test_run__checkpoint_waits_for_a_complete_state),
