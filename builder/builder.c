@@ -30,6 +30,9 @@
 #define CACHE_FORMAT "dispatch-build-1"
 #define LOG_TAIL_BYTES 3000
 #define JOBS_MAX 256
+/* What a cached_only run looks at before it leaves the rest to a real build. */
+#define CACHED_ONLY_OBJECTS 64
+#define CACHED_ONLY_SOURCE_BYTES (4u << 20) /* per distinct path source */
 
 /* Per object: its source is identified once and materialized at most once. */
 struct object_state {
@@ -472,6 +475,19 @@ static int setup_user(struct run *run)
 	return 0;
 }
 
+/* An earlier object with the same path source, already identified: one hash for all of them. */
+static const struct object_state *same_path(const struct run *run, size_t i)
+{
+	const struct manifest_source *s = &run->m->objects[i].source;
+
+	if (s->kind != SOURCE_PATH)
+		return NULL;
+	for (size_t k = 0; k < i; k++)
+		if (run->m->objects[k].source.kind == SOURCE_PATH && !strcmp(run->m->objects[k].source.path, s->path))
+			return &run->objs[k];
+	return NULL;
+}
+
 /* Plans the matrix: every (object, target) the object's "targets" allow. */
 static int plan(struct run *run, struct target *targets, size_t ntargets)
 {
@@ -485,11 +501,19 @@ static int plan(struct run *run, struct target *targets, size_t ntargets)
 		const struct manifest_object *obj = &m->objects[i];
 		struct object_state *os = &run->objs[i];
 
-		if (run->o->cached_only && obj->source.kind == SOURCE_GIT) {
+		const struct object_state *same = same_path(run, i);
+		int e;
+
+		if (same) {
+			os->identified = same->identified;
+			os->source_id = same->source_id;
+			os->error = same->error ? strdup(same->error) : NULL;
+		} else if (run->o->cached_only && obj->source.kind == SOURCE_GIT) {
 			os->identified = 0; /* resolving a ref may wait on a remote */
-		} else if (source_identify(&os->source_id, &run->sctx, &obj->source) < 0) {
-			os->identified = -1;
-			os->error = strdup(err_msg());
+		} else if ((e = source_identify(&os->source_id, &run->sctx, &obj->source)) < 0) {
+			/* Too much to hash for a quick look: left to a real build. */
+			os->identified = run->o->cached_only && e == ERR_LIMIT ? 0 : -1;
+			os->error = os->identified ? strdup(err_msg()) : NULL;
 		} else {
 			os->identified = 1;
 		}
@@ -565,10 +589,17 @@ int builder_run(struct build_report **out, const struct manifest *m, const struc
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	if (o->cached_only && m->nobjects > CACHED_ONLY_OBJECTS) {
+		r = err_set(ERR_LIMIT, "%zu objects: more than a quick lookup takes", m->nobjects);
+		goto out;
+	}
+	/* No build user for a lookup: a name service may be slow to answer. */
 	if ((r = fs_mkdir_p(run.cache_dir, 0755)) < 0 || (r = builder_open_store(&run.store, run.cache_dir)) < 0 ||
-	    (r = setup_user(&run)) < 0)
+	    (!o->cached_only && (r = setup_user(&run)) < 0))
 		goto out;
 	run.sctx.store = run.store;
+	if (o->cached_only)
+		run.sctx.path_max_bytes = CACHED_ONLY_SOURCE_BYTES;
 	run.sdk_dir = o->sdk_dir ? o->sdk_dir : builder_default_sdk_dir();
 	/* Hashed only when an object links it; objects that ask for a missing SDK fail with a clear message. */
 	if (uses_sdk(m) && tree_digest(&run.sdk_id, run.sdk_dir, 1000, 16 << 20) < 0)

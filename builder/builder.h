@@ -59,8 +59,9 @@ struct builder_opts {
 	/*
 	 * Only look the pairs up, quickly and without waiting on anything:
 	 * nothing is compiled, no compiler is probed beyond its remembered
-	 * identity, a git source is not resolved. What cannot be settled that
-	 * way stays BUILD_PENDING in the report.
+	 * identity, a git source is not resolved, a path source of more than
+	 * 4 MiB is not hashed, a manifest of more than 64 objects is ERR_LIMIT.
+	 * What cannot be settled that way stays BUILD_PENDING in the report.
 	 */
 	int cached_only;
 };

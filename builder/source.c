@@ -286,7 +286,8 @@ int source_identify(digest_hex *out, const struct source_ctx *ctx, const struct 
 
 	switch (s->kind) {
 	case SOURCE_PATH:
-		return tree_digest(out, s->path, SOURCE_MAX_FILES, SOURCE_MAX_BYTES);
+		return tree_digest(out, s->path, SOURCE_MAX_FILES,
+				   ctx->path_max_bytes ? ctx->path_max_bytes : SOURCE_MAX_BYTES);
 	case SOURCE_GIT:
 		return identify_git(out, ctx, s);
 	case SOURCE_ARCHIVE:

@@ -16,6 +16,7 @@
 struct source_ctx {
 	cas *store;
 	const char *git_cache; /* directory of cached repositories */
+	uint64_t path_max_bytes; /* a path source larger is ERR_LIMIT; 0: the default (2 GiB) */
 };
 
 /* Computes the identity; for git, fetches the repository if needed. */

@@ -287,7 +287,7 @@ static int build_cached(struct core *c, int64_t job, const struct manifest *m)
 {
 	char targets[TARGETS_MAX][96];
 	const char *tv[TARGETS_MAX + 1];
-	size_t n = needed_targets(c, c->toolchains, targets);
+	size_t n = c->toolchains ? needed_targets(c, c->toolchains, targets) : 0;
 	struct builder_opts o = { .cache_dir = c->cache_dir, .toolchains_dir = c->toolchains_dir,
 				  .targets = tv, .cached_only = 1 };
 	struct build_report *rep = NULL;
@@ -341,9 +341,10 @@ static void build_job(struct core *c, struct toolchain_set *set, int64_t job, co
 		log_info("job j-%lld: %zu builds: %zu built, %zu cached, %zu failed in %.2f s", (long long)job,
 			 rep->count, rep->built, rep->cached, rep->failed, rep->seconds);
 	core_lock(c);
-	if (r == 0 && store_begin(c->db) == 0) {
+	if (r == 0) {
+		int in_tx = store_begin(c->db) == 0;
 		record(c, job, m, rep, missing, nm);
-		if (store_commit(c->db) < 0)
+		if (in_tx && store_commit(c->db) < 0)
 			store_rollback(c->db);
 	}
 	build_report_free(rep);
@@ -355,6 +356,8 @@ void *jobs_build_thread(void *arg)
 {
 	struct core *c = arg;
 
+	if (!c->toolchains)
+		return NULL; /* said at start-up */
 	core_lock(c);
 	while (!c->stopping) {
 		json_t *jobs = NULL, *j;

@@ -129,12 +129,14 @@ static int setup(struct core *c)
 	if ((r = fs_mkdir_p(c->jobs_dir, 0755)) < 0 || (r = fs_mkdir_p(c->logs_dir, 0700)) < 0 ||
 	    (r = fs_mkdir_p(c->cache_dir, 0755)) < 0 || (r = builder_open_store(&c->blobs, c->cache_dir)) < 0 ||
 	    (r = token_file(c, "operator.token", c->operator_hash)) < 0 ||
-	    (r = token_file(c, "join.token", c->join_hash)) < 0 || (r = store_open(&c->db, db)) < 0 ||
-	    (r = toolchain_set_load(&c->toolchains, c->toolchains_dir ? c->toolchains_dir : toolchain_default_dir())) < 0) {
+	    (r = token_file(c, "join.token", c->join_hash)) < 0 || (r = store_open(&c->db, db)) < 0) {
 		free(db);
 		return r;
 	}
 	free(db);
+	/* Without target descriptions nothing can be built; what is stored is still served. */
+	if (toolchain_set_load(&c->toolchains, c->toolchains_dir ? c->toolchains_dir : toolchain_default_dir()) < 0)
+		log_error("%s: no job can be built", err_msg());
 	/* Long polls hold a descriptor each: allow many. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
