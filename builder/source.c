@@ -25,10 +25,26 @@
 /* libgit2 is thread-safe per repository; one lock keeps fetches simple. */
 static pthread_mutex_t git_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * libgit2 reads the system's CA certificates when it starts (about 5 ms of
+ * every CLI command): it starts with the first git source instead.
+ */
+static pthread_once_t git_once = PTHREAD_ONCE_INIT;
+static int git_started; /* 1 started, -1 failed */
+
+static void git_start(void)
+{
+	git_started = git_libgit2_init() < 0 ? -1 : 1;
+}
+
+static int git_ready(void)
+{
+	pthread_once(&git_once, git_start);
+	return git_started > 0 ? 0 : err_set(ERR_IO, "cannot initialize libgit2");
+}
+
 int source_global_init(void)
 {
-	if (git_libgit2_init() < 0)
-		return err_set(ERR_IO, "cannot initialize libgit2");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		return err_set(ERR_IO, "cannot initialize libcurl");
 	return 0;
@@ -36,7 +52,8 @@ int source_global_init(void)
 
 void source_global_shutdown(void)
 {
-	git_libgit2_shutdown();
+	if (git_started > 0)
+		git_libgit2_shutdown();
 	curl_global_cleanup();
 }
 
@@ -109,6 +126,8 @@ static int git_resolve(git_repository **repo_out, git_commit **commit_out,
 	git_object *obj = NULL;
 	int r;
 
+	if ((r = git_ready()) < 0)
+		return r;
 	if ((r = git_mirror(&repo, ctx, s->git)) < 0)
 		return r;
 	/* A branch or tag can move: fetch. A commit id cannot: fetch only if missing. */
