@@ -115,7 +115,8 @@ for ((i = 0; i < nobj; i++)); do
 		done
 		[[ $match == 1 ]] || continue
 		cc=$(command -v "$(jq -r .compiler <<<"$t")") || die "compiler for $isa not in PATH"
-		tcf=$(grep -l "\"isa\": *\"$isa\"" "$TC_DIR"/*.json | head -1)
+		tcf=$(grep -l "\"isa\": *\"$isa\"" "$TC_DIR"/*.json || true)
+		tcf=${tcf%%$'\n'*} # the first (no "| head" under pipefail: SIGPIPE)
 		[[ -n $tcf ]] || die "no toolchain file for $isa in $TC_DIR"
 		[[ $(jq -r '.levels[0].name' "$tcf") == "$level" ]] || die "$tcf does not start with level $level"
 		mapfile -t lflags < <(jq -r '.levels[0].cflags // [] | .[]' "$tcf")
