@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -169,26 +168,6 @@ static int empty_dir(const char *path)
 }
 
 /*
- * The supervisor holds DIR/lock for as long as it lives (run_spawn.c), and it
- * alone writes progress, pid and exit: a run whose supervisor outlived its
- * end (a kill that was not waited for) is not made into a spare.
- */
-static int supervisor_gone(const char *dir)
-{
-	char path[PATH_MAX + 300];
-	int fd, e;
-
-	if ((e = join_into(path, sizeof(path), dir, "lock")) < 0)
-		return e;
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : err_errno(ERR_IO, errno, "cannot open '%s'", path);
-	e = flock(fd, LOCK_EX | LOCK_NB) < 0 ? err_set(ERR_CONFLICT, "'%s': its supervisor still runs", dir) : 0;
-	close(fd);
-	return e;
-}
-
-/*
  * Turns the directory of an ended run (a .gone-* one, the agent's again, see
  * remove_dir()) into the spare path, instead of removing one tree and making
  * another: where creating and removing files is what a start's chores cost,
@@ -209,8 +188,6 @@ static int recycle_run_dir(const char *gone, const char *spare)
 
 	if (lstat(gone, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return err_set(ERR_INVALID, "'%s' is not a run directory of this agent", gone);
-	if ((e = supervisor_gone(gone)) < 0)
-		return e;
 	for (size_t i = 0; i < sizeof(run_renamed) / sizeof(run_renamed[0]); i++) {
 		if ((e = join_into(sub, sizeof(sub), gone, run_renamed[i][0])) < 0 ||
 		    (e = join_into(to, sizeof(to), gone, run_renamed[i][1])) < 0)
@@ -285,7 +262,7 @@ int run_make_spares(const char *work_dir, int max)
 			continue;
 		}
 		if (gone)
-			log_info("not made into a spare: %s", err_msg());
+			log_warn("%s", err_msg());
 		if ((e = make_run_dir(path)) == 0)
 			made++;
 	}

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -479,34 +478,6 @@ static void test_run__ended_run_becomes_a_spare(void **state)
 	free(inst);
 }
 
-/* A run whose supervisor still holds its lock (a kill not waited for) is not made into a spare. */
-static void test_run__live_supervisor_run_is_not_a_spare(void **state)
-{
-	struct fixture *f = *state;
-	char *inst = fs_join(f->dir, "inst"), *gone = fs_join(inst, ".gone-i-7-3");
-	char *spare0 = fs_join(inst, ".spare-0"), *lock = fs_join(gone, "lock");
-	struct stat dir_st, st;
-	struct run_exit x;
-	run *r = start(f, "exit 0");
-	int fd;
-
-	finish(r, &x);
-	run_free(r);
-	assert_int_equal(stat(gone, &dir_st), 0);
-	fd = open(lock, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(flock(fd, LOCK_EX), 0); /* as the supervisor does */
-	assert_int_equal(run_make_spares(f->dir, 1), 1);
-	assert_true(fs_exists(gone));
-	assert_int_equal(stat(spare0, &st), 0);
-	assert_true(st.st_ino != dir_st.st_ino); /* made afresh */
-	close(fd);
-	free(lock);
-	free(spare0);
-	free(gone);
-	free(inst);
-}
-
 static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 {
 	struct fixture *f = *state;
@@ -857,7 +828,6 @@ int main(void)
 		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__spare_directories),
 		T(test_run__ended_run_becomes_a_spare),
-		T(test_run__live_supervisor_run_is_not_a_spare),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__unreadable_state_is_an_error),
