@@ -111,13 +111,12 @@ static void mark_chores(instances *t)
 /* A little at a time (CHORES_STEP): under a stream of starts, chores must not hold them up for long. */
 static void do_chores(instances *t, double now)
 {
-	/* The spare first: it is made of an ended run's directory when there is one (run_make_spares()). */
-	int made = run_make_spares(t->env.rc->work_dir, 1), swept;
+	int swept = run_sweep(t->env.rc->work_dir, CHORES_STEP), made;
 
 	/* Each whatever the other did: a directory that cannot be removed must not stop the spares. */
-	if (made < 0)
+	if (swept < 0)
 		log_warn("%s", err_msg());
-	if ((swept = run_sweep(t->env.rc->work_dir, CHORES_STEP)) < 0)
+	if ((made = run_make_spares(t->env.rc->work_dir, 1)) < 0)
 		log_warn("%s", err_msg());
 	t->chores_at = swept == CHORES_STEP || made == 1 ? now + CHORES_AGAIN_S : 0;
 }

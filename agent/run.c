@@ -127,146 +127,19 @@ static int make_run_dir(const char *path)
 	return e;
 }
 
-#define GONE_PREFIX ".gone-"
-
-/* What a run renamed into place, and the spare's name for it (renamed back, not made again). */
-static const char *const run_renamed[][2] = {
-	{"pid", "pid.tmp"}, {"exit", "exit.tmp"}, {"instance.json", "instance.json.tmp"}};
-
-static int in_list(const char *name, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(name, list[i]))
-			return 1;
-	return 0;
-}
-
-/* dir/name into buf; ERR_INVALID when it does not fit. */
-static int join_into(char *buf, size_t len, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
-		return err_set(ERR_INVALID, "path too long: '%s/%s'", dir, name);
-	return 0;
-}
-
-/* Removes what is in the directory at path (not the directory itself). */
-static int empty_dir(const char *path)
-{
-	char sub[PATH_MAX + 300];
-	struct dirent *de;
-	DIR *d = opendir(path);
-	int e = 0;
-
-	if (!d)
-		return err_errno(ERR_IO, errno, "cannot read '%s'", path);
-	while (e == 0 && (de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    (e = join_into(sub, sizeof(sub), path, de->d_name)) == 0)
-			e = fs_rm_rf(sub);
-	closedir(d);
-	return e;
-}
-
-/*
- * Turns the directory of an ended run (a .gone-* one, the agent's again, see
- * remove_dir()) into the spare path, instead of removing one tree and making
- * another: where creating and removing files is what a start's chores cost,
- * this keeps the directories (emptied) and renames back what the run renamed.
- * Everything else in it is removed, and the log is made anew: a process the
- * object left behind may still hold the old one open. On failure the
- * directory stays a .gone-* one for run_sweep().
- */
-static int recycle_run_dir(const char *gone, const char *spare)
-{
-	const size_t ndirs = sizeof(spare_dirs) / sizeof(spare_dirs[0]);
-	const size_t nfiles = sizeof(spare_files) / sizeof(spare_files[0]);
-	char sub[PATH_MAX + 300], to[PATH_MAX + 300];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int e = 0;
-
-	if (lstat(gone, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		return err_set(ERR_INVALID, "'%s' is not a run directory of this agent", gone);
-	for (size_t i = 0; i < sizeof(run_renamed) / sizeof(run_renamed[0]); i++) {
-		if ((e = join_into(sub, sizeof(sub), gone, run_renamed[i][0])) < 0 ||
-		    (e = join_into(to, sizeof(to), gone, run_renamed[i][1])) < 0)
-			return e;
-		if (lstat(sub, &st) == 0 && S_ISREG(st.st_mode) && rename(sub, to) < 0)
-			return err_errno(ERR_IO, errno, "cannot rename '%s'", sub);
-	}
-	if (!(d = opendir(gone)))
-		return err_errno(ERR_IO, errno, "cannot read '%s'", gone);
-	while (e == 0 && (de = readdir(d)) != NULL) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if ((e = join_into(sub, sizeof(sub), gone, de->d_name)) < 0)
-			break;
-		if (!strcmp(de->d_name, "log") || (!in_list(de->d_name, spare_dirs, ndirs) &&
-						   !in_list(de->d_name, spare_files, nfiles)))
-			e = fs_rm_rf(sub);
-		else if (lstat(sub, &st) < 0 ||
-			 S_ISDIR(st.st_mode) != in_list(de->d_name, spare_dirs, ndirs) || S_ISLNK(st.st_mode))
-			e = fs_rm_rf(sub); /* not what the name should be: made below */
-	}
-	closedir(d);
-	for (size_t i = 0; e == 0 && i < ndirs; i++) {
-		if ((e = join_into(sub, sizeof(sub), gone, spare_dirs[i])) < 0)
-			break;
-		if (!fs_exists(sub))
-			e = make_dir(sub, spare_modes[i]);
-		else if ((e = empty_dir(sub)) == 0 && (lchown(sub, geteuid(), getegid()) < 0 || chmod(sub, spare_modes[i]) < 0))
-			e = err_errno(ERR_IO, errno, "cannot take back '%s'", sub);
-	}
-	for (size_t i = 0; e == 0 && i < nfiles; i++)
-		if ((e = join_into(sub, sizeof(sub), gone, spare_files[i])) == 0)
-			e = fs_write_file(sub, "", 0, 0600); /* emptied; made only when missing (the log) */
-	if (e == 0 && chmod(gone, 0711) < 0)
-		e = err_errno(ERR_IO, errno, "cannot chmod '%s'", gone);
-	return e < 0 ? e : fs_rename(gone, spare);
-}
-
-/* The first .gone-* directory of inst (new string), NULL when there is none. */
-static char *first_gone(const char *inst)
-{
-	DIR *d = opendir(inst);
-	struct dirent *de;
-	char *path = NULL;
-
-	while (d && !path && (de = readdir(d)) != NULL)
-		if (!strncmp(de->d_name, GONE_PREFIX, strlen(GONE_PREFIX)))
-			path = fs_join(inst, de->d_name);
-	if (d)
-		closedir(d);
-	return path;
-}
-
 int run_make_spares(const char *work_dir, int max)
 {
-	char name[32], *inst = fs_join(work_dir, "inst"), *path = NULL, *gone = NULL;
+	char name[32], *inst = fs_join(work_dir, "inst"), *path = NULL;
 	int e = inst ? fs_mkdir_p(inst, 0711) : err_set(ERR_NOMEM, "out of memory"), made = 0;
 
 	for (int k = 0; e == 0 && k < SPARE_MAX && made < max; k++) {
 		snprintf(name, sizeof(name), SPARE_PREFIX "%d", k);
 		free(path);
-		if (!(path = fs_join(inst, name))) {
+		if (!(path = fs_join(inst, name)))
 			e = err_set(ERR_NOMEM, "out of memory");
-			break;
-		}
-		if (fs_exists(path))
-			continue;
-		/* An ended run's directory if there is one (one try: a failure leaves it to the sweep). */
-		free(gone);
-		if ((gone = first_gone(inst)) && recycle_run_dir(gone, path) == 0) {
-			made++;
-			continue;
-		}
-		if (gone)
-			log_warn("%s", err_msg());
-		if ((e = make_run_dir(path)) == 0)
+		else if (!fs_exists(path) && (e = make_run_dir(path)) == 0)
 			made++;
 	}
-	free(gone);
 	free(path);
 	free(inst);
 	return e < 0 ? e : made;
@@ -341,6 +214,8 @@ fail:
 	run_free(r);
 	return e;
 }
+
+#define GONE_PREFIX ".gone-"
 
 /*
  * Renamed out of the way: a directory half removed must not look like a run

@@ -5,9 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -376,108 +374,6 @@ static void test_run__spare_directories(void **state)
 	free(out);
 }
 
-/* "name mode size" of each entry of dir and of its three directories, sorted: what a spare is made of. */
-static void layout(const char *dir, struct buf *out)
-{
-	static const char *const names[] = {"cwd", "exit.tmp", "instance.json.tmp", "lock", "log", "out",
-					    "pid.tmp", "progress", "state"};
-	struct stat st;
-
-	assert_int_equal(stat(dir, &st), 0);
-	buf_printf(out, "top %o %u\n", (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char *p = fs_join(dir, names[i]);
-		if (lstat(p, &st) == 0)
-			buf_printf(out, "%s %o %u %lld\n", names[i], (unsigned)st.st_mode, (unsigned)st.st_uid,
-				   S_ISDIR(st.st_mode) ? 0LL : (long long)st.st_size);
-		else
-			buf_printf(out, "%s missing\n", names[i]);
-		free(p);
-	}
-}
-
-static size_t entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-
-	while (d && (de = readdir(d)) != NULL)
-		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-	if (d)
-		closedir(d);
-	return n;
-}
-
-/*
- * An ended run's directory becomes the next spare (its directories emptied
- * and kept, the log made anew), laid out exactly like a spare made afresh.
- */
-static void test_run__ended_run_becomes_a_spare(void **state)
-{
-	struct fixture *f = *state;
-	char *inst = fs_join(f->dir, "inst"), *gone = fs_join(inst, ".gone-i-7-3");
-	char *spare0 = fs_join(inst, ".spare-0"), *spare1 = fs_join(inst, ".spare-1");
-	char *old_log = fs_join(gone, "log"), *sub = NULL;
-	struct buf a = BUF_INIT(4096), b = BUF_INIT(4096), text = BUF_INIT(65536);
-	struct stat dir_st, log_st, st;
-	struct run_exit x;
-	int stray;
-	run *r = start(f, "O=$DISPATCH_STATE_OUT; echo '{\"dispatch-state\": 1}' > \"$O/state.json\"\n"
-			  "mkdir -p \"$O/deep/er\"; echo x > \"$O/deep/er/f\"; echo y > junk; echo first run; exit 0");
-
-	finish(r, &x);
-	assert_int_equal(x.code, 0);
-	run_free(r);
-	assert_int_equal(stat(gone, &dir_st), 0);
-	assert_int_equal(stat(old_log, &log_st), 0);
-	assert_true(log_st.st_size > 0);
-	stray = open(old_log, O_WRONLY | O_APPEND); /* a process the object left behind */
-	assert_true(stray >= 0);
-
-	assert_int_equal(run_make_spares(f->dir, 1), 1);
-	assert_false(fs_exists(gone));
-	assert_int_equal(stat(spare0, &st), 0);
-	assert_int_equal(st.st_ino, dir_st.st_ino); /* the same directory */
-	sub = fs_join(spare0, "log");
-	assert_int_equal(stat(sub, &st), 0);
-	assert_true(st.st_ino != log_st.st_ino); /* a new log: an old process may still write the old one */
-	assert_int_equal(write(stray, "stray\n", 6), 6);
-	close(stray);
-	assert_int_equal(stat(sub, &st), 0);
-	assert_int_equal(st.st_size, 0);
-	free(sub);
-	sub = fs_join(spare0, "out");
-	assert_int_equal(entries(sub), 0);
-	free(sub);
-	sub = fs_join(spare0, "cwd");
-	assert_int_equal(entries(sub), 0);
-	assert_int_equal(entries(spare0), 9);
-
-	assert_int_equal(run_make_spares(f->dir, 1), 1); /* no ended run left: made afresh */
-	layout(spare0, &a);
-	layout(spare1, &b);
-	assert_string_equal(buf_str(&a), buf_str(&b));
-
-	/* And it serves the next start like any spare. */
-	r = start(f, "echo second run; exit 0");
-	finish(r, &x);
-	assert_int_equal(x.code, 0);
-	read_log(r, &text);
-	assert_null(strstr(buf_str(&text), "first run"));
-	assert_non_null(strstr(buf_str(&text), "second run"));
-	run_free(r);
-	buf_release(&a);
-	buf_release(&b);
-	buf_release(&text);
-	free(sub);
-	free(old_log);
-	free(spare0);
-	free(spare1);
-	free(gone);
-	free(inst);
-}
-
 static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 {
 	struct fixture *f = *state;
@@ -827,7 +723,6 @@ int main(void)
 		T(test_run__packed_state_write_error_does_not_hang),
 		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__spare_directories),
-		T(test_run__ended_run_becomes_a_spare),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__unreadable_state_is_an_error),
