@@ -374,6 +374,34 @@ static void test_run__spare_directories(void **state)
 	free(out);
 }
 
+/*
+ * A process one run left behind (setsid, its working directory the run's
+ * out/) cannot put anything in a later run's out/: spares are never made of
+ * directories an object could still hold.
+ */
+static void test_run__leftover_process_cannot_reach_the_next_run(void **state)
+{
+	struct fixture *f = *state;
+	char *planted;
+	struct run_exit x;
+	run *r = start(f, "cd \"$DISPATCH_STATE_OUT\" || exit 1\n"
+			  "setsid sh -c 'i=0; while [ $i -lt 40 ]; do echo planted > planted 2>/dev/null; "
+			  "rm -f planted 2>/dev/null; i=$((i+1)); sleep 0.05; done; echo planted > planted' "
+			  "</dev/null >/dev/null 2>&1 &\nsleep 0.2; exit 0");
+
+	finish(r, &x);
+	run_free(r);
+	/* What the chores do next: a spare made, the ended run swept. */
+	assert_true(run_make_spares(f->dir, 1) >= 0);
+	assert_true(run_sweep(f->dir, 4) >= 0);
+	r = start(f, "sleep 2.5; exit 0"); /* past the leftover's last try */
+	finish(r, &x);
+	planted = fs_join(run_dir(r), "out/planted");
+	assert_false(fs_exists(planted));
+	run_free(r);
+	free(planted);
+}
+
 static void test_run__checkpoint_waits_for_a_complete_state(void **state)
 {
 	struct fixture *f = *state;
@@ -723,6 +751,7 @@ int main(void)
 		T(test_run__packed_state_write_error_does_not_hang),
 		T(test_run__directory_goes_at_the_sweep),
 		T(test_run__spare_directories),
+		T(test_run__leftover_process_cannot_reach_the_next_run),
 		T(test_run__checkpoint_waits_for_a_complete_state),
 		T(test_run__no_state_is_reported),
 		T(test_run__unreadable_state_is_an_error),
