@@ -191,16 +191,17 @@ out:
 	return r;
 }
 
-/* The targets the up nodes need: each ISA's baseline and each node's best known level. */
-static size_t needed_targets(struct core *c, struct toolchain_set *set, char targets[][96])
+/* The targets the up nodes need: each ISA's baseline and each node's best known level (none without toolchains). */
+static size_t needed_targets(struct core *c, char targets[][96])
 {
 	json_t *nodes = NULL, *n;
 	size_t count = 0, i;
 
-	if (store_rows(c->db, &nodes, "SELECT DISTINCT isa, levels FROM nodes WHERE state IN ('up', 'drained')", NULL) < 0)
+	if (!c->toolchains ||
+	    store_rows(c->db, &nodes, "SELECT DISTINCT isa, levels FROM nodes WHERE state IN ('up', 'drained')", NULL) < 0)
 		return 0;
 	json_array_foreach(nodes, i, n) {
-		struct toolchain *tc = toolchain_set_find(set, json_string_value(json_object_get(n, "isa")));
+		struct toolchain *tc = toolchain_set_find(c->toolchains, json_string_value(json_object_get(n, "isa")));
 		json_t *levels = json_loads(json_string_value(json_object_get(n, "levels")), 0, NULL), *l;
 		const char *best = NULL;
 		size_t j;
@@ -287,7 +288,7 @@ static int build_cached(struct core *c, int64_t job, const struct manifest *m)
 {
 	char targets[TARGETS_MAX][96];
 	const char *tv[TARGETS_MAX + 1];
-	size_t n = c->toolchains ? needed_targets(c, c->toolchains, targets) : 0;
+	size_t n = needed_targets(c, targets);
 	struct builder_opts o = { .cache_dir = c->cache_dir, .toolchains_dir = c->toolchains_dir,
 				  .targets = tv, .cached_only = 1 };
 	struct build_report *rep = NULL;
@@ -308,11 +309,11 @@ static int build_cached(struct core *c, int64_t job, const struct manifest *m)
 	return done;
 }
 
-static void build_job(struct core *c, struct toolchain_set *set, int64_t job, const char *dir)
+static void build_job(struct core *c, int64_t job, const char *dir)
 {
 	char targets[TARGETS_MAX][96], missing[TARGETS_MAX][96];
 	const char *tv[TARGETS_MAX + 1];
-	size_t n = needed_targets(c, set, targets), nm = 0;
+	size_t n = needed_targets(c, targets), nm = 0;
 	struct manifest *m = NULL;
 	struct build_report *rep = NULL;
 	char *mpath;
@@ -372,7 +373,7 @@ void *jobs_build_thread(void *arg)
 			       "ORDER BY id", NULL) < 0)
 			continue;
 		json_array_foreach(jobs, i, j) {
-			build_job(c, c->toolchains, json_integer_value(json_object_get(j, "id")),
+			build_job(c, json_integer_value(json_object_get(j, "id")),
 				  json_string_value(json_object_get(j, "dir")));
 			if (c->stopping)
 				break;
