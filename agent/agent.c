@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "cgroup.h"
 #include "conn.h"
 #include "cpu.h"
 #include "error.h"
@@ -56,6 +57,7 @@ struct agent {
 	double flush_deadline;
 	double save_at;	   /* when the outbox is to be saved, 0: no need */
 	char *outbox_path; /* WORK/outbox.json */
+	char cgroup_base[CGROUP_PATH_MAX]; /* the runs' control groups (cgroup.h), "": none */
 	struct pollfd fds[POLL_MAX];
 };
 
@@ -511,6 +513,16 @@ int agent_main(const struct agent_config *cfg)
 		if (sandbox_make_ns(&a->rc.netns_fd, &a->rc.mntns_fd, why, sizeof(why)) < 0)
 			log_info("each object gets a network namespace of its own: %s", why);
 	}
+	/* A control group per run: what an object starts cannot outlive it, even out of its session. */
+	{
+		char why[256];
+		if (cgroup_agent_base(cfg->work_dir, a->cgroup_base, sizeof(a->cgroup_base), why, sizeof(why)) == 0)
+			a->rc.cgroup_base = a->cgroup_base;
+		else
+			log_info("runs get no control group of their own (%s): a process an object detaches from "
+				 "its session outlives the run",
+				 why);
+	}
 	if (!(a->outbox_path = fs_join(cfg->work_dir, "outbox.json"))) {
 		r = err_set(ERR_NOMEM, "out of memory");
 		goto out;
@@ -567,6 +579,9 @@ out:
 	json_decref(cursors);
 	listen_stop(a->l);
 	conn_free(lc);
+	/* No run left: nothing for a later agent to find in the base group (it makes it again). */
+	if (a->rc.cgroup_base && (!a->inst || instances_count(a->inst) == 0))
+		rmdir(a->rc.cgroup_base);
 	instances_free(a->inst);
 	outbox_free(a->ob);
 	store_free(a->st);

@@ -111,7 +111,7 @@ static void mark_chores(instances *t)
 /* A little at a time (CHORES_STEP): under a stream of starts, chores must not hold them up for long. */
 static void do_chores(instances *t, double now)
 {
-	int swept = run_sweep(t->env.rc->work_dir, CHORES_STEP), made;
+	int swept = run_sweep(t->env.rc, CHORES_STEP), made;
 
 	/* Each whatever the other did: a directory that cannot be removed must not stop the spares. */
 	if (swept < 0)
@@ -603,6 +603,7 @@ size_t instances_adopt(instances *t, const json_t *cursors)
 	closedir(d);
 	free(path);
 	free(inst);
+	run_sweep_groups(t->env.rc);
 	/* Exits that happened while no agent was there. */
 	instances_reap(t);
 	t->chores_at = run_now(); /* the spares (removed above with the other dot-entries), at the first tick */

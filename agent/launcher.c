@@ -30,7 +30,8 @@ static const char usage[] =
     "usage: dispatch-run [--uid N --gid N] [--cpu S] [--mem BYTES] [--fsize BYTES] [--nofile N]\n"
     "                    [--no-net [--netns-fd FD [--mntns-fd FD]]] [--workdir DIR] [--status-fd FD]\n"
     "                    [--no-sandbox]\n"
-    "                    [--dir INSTDIR [--lock-fd FD] [--wall S] [--grace S]] -- PROGRAM ARGS...\n"
+    "                    [--dir INSTDIR [--lock-fd FD] [--wall S] [--grace S] [--cgroup GROUP]]\n"
+    "                    -- PROGRAM ARGS...\n"
     "\n"
     "Runs PROGRAM confined: a new session, rlimits, a private network namespace (--no-net),\n"
     "another user (--uid/--gid, as root), no_new_privs and a seccomp filter, in DIR.\n"
@@ -38,7 +39,9 @@ static const char usage[] =
     "--no-sandbox only changes the directory (for debugging).\n"
     "With --dir, stays as PROGRAM's supervisor: its progress lines (fd 3) go to\n"
     "INSTDIR/progress, its exit to INSTDIR/exit; SIGUSR1 asks it for a checkpoint\n"
-    "(killed --grace S later), SIGUSR2 kills it, and so does the end of --wall S.\n";
+    "(killed --grace S later), SIGUSR2 kills it, and so does the end of --wall S.\n"
+    "--cgroup makes GROUP (a cgroup v2 directory) and runs PROGRAM in it: every process it\n"
+    "starts is killed with it and when it exits, even one that left its session.\n";
 
 static int status_fd = -1;
 
@@ -144,7 +147,8 @@ int main(int argc, char **argv)
 		O_WALL,
 		O_GRACE,
 		O_NETNS,
-		O_MNTNS
+		O_MNTNS,
+		O_CGROUP
 	};
 	static const struct option longopts[] = {
 	    {"uid", required_argument, NULL, O_UID},
@@ -163,6 +167,7 @@ int main(int argc, char **argv)
 	    {"grace", required_argument, NULL, O_GRACE},
 	    {"netns-fd", required_argument, NULL, O_NETNS},
 	    {"mntns-fd", required_argument, NULL, O_MNTNS},
+	    {"cgroup", required_argument, NULL, O_CGROUP},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -223,6 +228,11 @@ int main(int argc, char **argv)
 		case O_MNTNS:
 			o.mntns_fd = so.keep_b = parse_fd("--mntns-fd", optarg);
 			break;
+		case O_CGROUP:
+			if (optarg[0] != '/')
+				die_usage("%s", "--cgroup wants an absolute path");
+			so.cgroup = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -235,8 +245,8 @@ int main(int argc, char **argv)
 		die_usage("%s", "no program given");
 	if (have_uid != have_gid)
 		die_usage("%s", "--uid and --gid go together");
-	if (!so.dir && (so.lock_fd >= 0 || so.wall_s || so.grace_s))
-		die_usage("%s", "--lock-fd, --wall and --grace need --dir");
+	if (!so.dir && (so.lock_fd >= 0 || so.wall_s || so.grace_s || so.cgroup))
+		die_usage("%s", "--lock-fd, --wall, --grace and --cgroup need --dir");
 	o.drop = have_uid;
 	ob.argv = argv + optind;
 	if (so.dir)

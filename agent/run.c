@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "bundle.h"
+#include "cgroup.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -240,9 +241,21 @@ static void remove_dir(run *r)
 	free(path);
 }
 
-int run_sweep(const char *work_dir, int max)
+/* Removes the control group of the run named name, should it still be there (cgroup.h). */
+static void remove_group(const struct run_config *cfg, const char *name)
 {
-	char *inst = fs_join(work_dir, "inst"), *path = NULL;
+	char path[CGROUP_PATH_MAX];
+
+	if (!cfg->cgroup_base || (size_t)snprintf(path, sizeof(path), "%s/%s", cfg->cgroup_base, name) >=
+					 sizeof(path))
+		return;
+	if (cgroup_remove(path, 1000) < 0)
+		log_warn("cannot remove the control group '%s': %s", path, strerror(errno));
+}
+
+int run_sweep(const struct run_config *cfg, int max)
+{
+	char *inst = fs_join(cfg->work_dir, "inst"), *path = NULL;
 	struct dirent *de;
 	DIR *d;
 	int r = 0, e, removed = 0;
@@ -262,6 +275,8 @@ int run_sweep(const char *work_dir, int max)
 			r = err_set(ERR_NOMEM, "out of memory");
 			break;
 		}
+		/* Its supervisor removed the group; one killed with -9 could not. */
+		remove_group(cfg, de->d_name + strlen(GONE_PREFIX));
 		/*
 		 * One that cannot go now (a process of an object still filling it, say) is said and tried
 		 * at a later sweep; this one stops, so that such a directory costs one removal's time budget
@@ -277,6 +292,26 @@ int run_sweep(const char *work_dir, int max)
 	free(path);
 	free(inst);
 	return r < 0 ? r : removed;
+}
+
+void run_sweep_groups(const struct run_config *cfg)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (!cfg->cgroup_base || !(d = opendir(cfg->cgroup_base)))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/inst/%s", cfg->work_dir, de->d_name) < sizeof(path) &&
+		    !fs_exists(path)) {
+			log_info("removing the control group of run '%s', which is gone", de->d_name);
+			remove_group(cfg, de->d_name);
+		}
+	}
+	closedir(d);
 }
 
 void run_free(run *r)

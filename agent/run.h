@@ -49,6 +49,7 @@ struct run_config {
 	uint64_t fsize;	       /* largest file an object may write, 0: no limit */
 	uint64_t nofile;       /* open files, 0: inherit */
 	int netns_fd, mntns_fd; /* namespaces every object enters (sandbox_make_ns()), 0: none, each makes its own */
+	const char *cgroup_base; /* each run's control group is made in here (cgroup.h), NULL: none */
 	unsigned stop_grace_s; /* after a checkpoint request, SIGKILL when still running after this */
 };
 
@@ -99,7 +100,15 @@ void run_free(run *r);
  * One that cannot go yet is logged and ends the call: it is tried again
  * at the next.
  */
-int run_sweep(const char *work_dir, int max);
+int run_sweep(const struct run_config *cfg, int max);
+
+/*
+ * When the agent starts, after taking runs over: removes the control groups
+ * (cfg->cgroup_base, cgroup.h) of runs that have no directory in
+ * WORK/inst, killing what is left in them. run_sweep() removes a run's
+ * group with its directory.
+ */
+void run_sweep_groups(const struct run_config *cfg);
 
 /*
  * Makes the spare run directories that are missing (WORK/inst/.spare-K,

@@ -113,7 +113,7 @@ static size_t add_num(const char **v, size_t *n, char nums[][24], size_t k, cons
 }
 
 /* The launcher's argv; nums provides the storage for numbers. */
-static char **make_argv(const run *r, const char *exe, char nums[NUMS][24])
+static char **make_argv(const run *r, const char *exe, const char *cgroup, char nums[NUMS][24])
 {
 	size_t nargs = 0, n = 0, k = 0;
 	const char **v;
@@ -132,6 +132,10 @@ static char **make_argv(const run *r, const char *exe, char nums[NUMS][24])
 	v[n++] = "--lock-fd";
 	snprintf(nums[k], 24, "%d", FD_LOCK);
 	v[n++] = nums[k++];
+	if (cgroup) {
+		v[n++] = "--cgroup";
+		v[n++] = cgroup;
+	}
 	if (r->cfg.no_sandbox)
 		v[n++] = "--no-sandbox";
 	if (r->cfg.no_net)
@@ -204,7 +208,7 @@ int run_start(run *r)
 {
 	int logfd = -1, lockfd = -1, status[2] = {-1, -1}, fa_ok = 0, attr_ok = 0, e = 0, st;
 	char nums[NUMS][24], rel[PROTO_ENTRY_MAX + 8], msg[STATUS_MAX];
-	char *exe = NULL, *logpath = NULL, *lockpath = NULL, **env = NULL, **argv = NULL;
+	char *exe = NULL, *logpath = NULL, *lockpath = NULL, *cgroup = NULL, **env = NULL, **argv = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -218,8 +222,9 @@ int run_start(run *r)
 	exe = fs_join(r->root, rel);
 	logpath = fs_join(r->dir, "log");
 	lockpath = fs_join(r->dir, "lock");
+	cgroup = r->cfg.cgroup_base ? fs_join(r->cfg.cgroup_base, r->name) : NULL;
 	env = make_env(r);
-	argv = exe ? make_argv(r, exe, nums) : NULL;
+	argv = exe && (cgroup || !r->cfg.cgroup_base) ? make_argv(r, exe, cgroup, nums) : NULL;
 	if (!exe || !logpath || !lockpath || !env || !argv) {
 		e = err_set(ERR_NOMEM, "out of memory");
 		goto out;
@@ -304,6 +309,7 @@ out:
 	free(exe);
 	free(logpath);
 	free(lockpath);
+	free(cgroup);
 	strv_free(env);
 	free(argv);
 	return e;

@@ -14,7 +14,9 @@
  * each one still has the authority it needs and nothing is left afterwards:
  *
  *   1. setsid(): a new session and process group, so that the agent can
- *      signal or kill the object with every descendant at once
+ *      signal or kill the object with every descendant at once (the
+ *      supervisor has already put it in the run's control group, cgroup.h,
+ *      which also holds the descendants that leave the session)
  *   2. close every descriptor above the progress channel (fd 3) and the
  *      status pipe: the object inherits stdin, stdout, stderr and fd 3 only
  *   3. rlimits: CPU seconds, address space, file size, open files; no core

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "sandbox.h"
 
 #define EXIT_SETUP 127
@@ -24,6 +25,7 @@ struct shim {
 	const struct shim_opts *o;
 	pid_t child;
 	int sigfd, pipe, out; /* signals, the progress channel, DIR/progress */
+	int cg;		      /* the run's control group, -1: none */
 	char line[SHIM_LINE_MAX + 1];
 	size_t len;
 	int skip;			 /* the line being read is too long: no line of the ABI is */
@@ -175,11 +177,19 @@ static void read_pipe(struct shim *s, int64_t now)
 	}
 }
 
+/* Everything of the object: its process group, and its control group with whatever left the session. */
+static void kill_all(struct shim *s)
+{
+	kill(-s->child, SIGKILL);
+	if (s->cg >= 0)
+		cgroup_kill(s->cg);
+}
+
 static void kill_group(struct shim *s, const char *reason)
 {
 	if (!s->reason)
 		s->reason = reason;
-	kill(-s->child, SIGKILL);
+	kill_all(s);
 	kill(s->child, SIGKILL);
 }
 
@@ -215,17 +225,21 @@ static int handle_signals(struct shim *s, int64_t now, int *status)
 	}
 	if (ci.si_pid == 0)
 		return 0;
-	kill(-s->child, SIGKILL); /* strays of the object's process group */
+	kill_all(s); /* strays of the object's process group, and of its control group */
 	while (waitpid(s->child, status, 0) < 0 && errno == EINTR)
 		;
 	return 1;
 }
 
 /* In the new process: default signal handling, a session, the progress channel on fd 3, then the object. */
-static _Noreturn void start_child(const struct shim_opts *o, int wr, void (*child)(void *arg), void *arg)
+static _Noreturn void start_child(const struct shim_opts *o, int enter_cg, int wr, void (*child)(void *arg),
+				  void *arg)
 {
 	sigset_t none;
 
+	/* Without CLONE_INTO_CGROUP: first, as root still, so that nothing the object does can leave it. */
+	if (enter_cg >= 0 && cgroup_enter(enter_cg) < 0)
+		_exit(setup_failed(o, errno, "cannot enter the control group '%s'", o->cgroup));
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -271,14 +285,35 @@ static int supervise(struct shim *s)
 	}
 }
 
+/* The run is over: once nothing is left in its control group, the group goes too. */
+static void end_group(struct shim *s)
+{
+	int w;
+
+	if (s->cg < 0)
+		return;
+	cgroup_kill(s->cg);
+	w = cgroup_wait_empty(s->cg, SHIM_CGROUP_WAIT_MS);
+	close(s->cg);
+	s->cg = -1;
+	if (w == 1 && rmdir(s->o->cgroup) == 0)
+		return;
+	if (w == 1)
+		fprintf(stderr, "dispatch-run: cannot remove the control group '%s': %s\n", s->o->cgroup,
+			strerror(errno));
+	else
+		fprintf(stderr, "dispatch-run: processes of the object are still in '%s'%s%s\n", s->o->cgroup,
+			w < 0 ? ": " : "", w < 0 ? strerror(errno) : "");
+}
+
 int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 {
 	const int keep[] = {o->status_fd, o->lock_fd, o->keep_a, o->keep_b};
-	struct shim s = {.o = o, .sigfd = -1, .pipe = -1, .out = -1};
+	struct shim s = {.o = o, .sigfd = -1, .pipe = -1, .out = -1, .cg = -1};
 	char text[64];
 	struct stat st;
 	sigset_t set;
-	int p[2], status;
+	int p[2], status, must_enter = 0;
 
 	if (setsid() < 0)
 		return setup_failed(o, errno, "cannot create a session");
@@ -302,14 +337,19 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 	if (s.out < 0 || fstat(s.out, &st) < 0)
 		return setup_failed(o, errno, "cannot open '%s/progress'", o->dir);
 	s.written = (uint64_t)st.st_size;
+	if (o->cgroup && (s.cg = cgroup_open_run(o->cgroup)) < 0)
+		return setup_failed(o, errno, "cannot make the control group '%s'", o->cgroup);
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return setup_failed(o, errno, "cannot create a pipe");
-	s.child = fork();
+	s.child = s.cg >= 0 ? cgroup_fork(s.cg, &must_enter) : fork();
 	if (s.child == 0)
-		start_child(o, p[1], child, arg);
+		start_child(o, must_enter ? s.cg : -1, p[1], child, arg);
 	close(p[1]);
-	if (s.child < 0)
-		return setup_failed(o, errno, "cannot fork");
+	if (s.child < 0) {
+		int e = errno;
+		end_group(&s);
+		return setup_failed(o, e, "cannot fork");
+	}
 	/* Only the object enters the namespaces: the supervisor need not keep them. */
 	if (o->keep_a >= 0)
 		close(o->keep_a);
@@ -323,6 +363,7 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 		kill_group(&s, "killed");
 		while (waitpid(s.child, NULL, 0) < 0 && errno == EINTR)
 			;
+		end_group(&s);
 		return setup_failed(o, e, "cannot write '%s/pid'", o->dir);
 	}
 	/* The agent reads the status pipe to its end: now the object's exec() ends it. */
@@ -331,6 +372,7 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 	status = supervise(&s);
 	read_pipe(&s, now_ms());
 	flush_progress(&s, now_ms());
+	end_group(&s);
 	snprintf(text, sizeof(text), "%d %s\n", status, s.reason ? s.reason : "-");
 	if (write_file("exit", "exit.tmp", text) < 0) {
 		fprintf(stderr, "dispatch-run: cannot write '%s/exit': %s\n", o->dir, strerror(errno));

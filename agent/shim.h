@@ -34,6 +34,15 @@
  *      place: "WAIT-STATUS REASON\n", REASON being "-", "killed" (SIGUSR2),
  *      "timeout" (wall_s) or "grace" (grace_s). Then it exits 0.
  *
+ * With a cgroup (cgroup.h), the supervisor makes the run's control group
+ * before the fork and the object enters it before anything else; every
+ * kill of the process group above is also a kill of the control group,
+ * and DIR/exit is written only once the group is empty (a process that
+ * does not die within SHIM_CGROUP_WAIT_MS is said on stderr, the run's log,
+ * and left to the agent's sweep). Then the group is removed. So nothing an
+ * object started, whether or not it left the object's session, outlives
+ * the run.
+ *
  * lock_fd is a descriptor the agent flock()ed before the spawn; the
  * supervisor holds it until it exits, so a lock on DIR/lock that can be
  * taken means that no supervisor runs there (the pid in DIR/pid may
@@ -42,9 +51,11 @@
 #define SHIM_PROGRESS_PERIOD_MS 500
 #define SHIM_PROGRESS_MAX (64u << 20)
 #define SHIM_LINE_MAX 255 /* the longest progress line (without its newline) */
+#define SHIM_CGROUP_WAIT_MS 5000
 
 struct shim_opts {
 	const char *dir;
+	const char *cgroup; /* the run's control group to make (cgroup.h), NULL: none */
 	int lock_fd;	  /* -1: none */
 	int status_fd;	  /* failures before the object runs are written here, -1: none */
 	int keep_a, keep_b; /* descriptors the object needs (the namespaces to enter), -1: none */

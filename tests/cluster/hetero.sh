@@ -85,4 +85,62 @@ print(" ".join(sorted(isas)))')
 done
 check "the agents talked TLS: dispatchd serves https" "$(grep -c 'listening on https://' "$CW/dispatchd.log")" 1
 
+# A process an object detaches from its session (setsid) ends with the run
+# when the job is cancelled, on every ISA: each run has a control group of
+# its own (agent/cgroup.h). The nodes share the host's pid namespace, so the
+# strays' pids are looked at here.
+mkdir -p "$CW/detach"
+cat >"$CW/detach/detach.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int main(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		setsid();
+		for (;;)
+			pause();
+	}
+	printf("stray %d\n", (int)p);
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+C
+cat >"$CW/detach.json" <<JSON
+{"manifest": 1, "name": "detach", "objects": [{"name": "detach", "source": {"path": "$CW/detach"},
+  "build": {"recipe": "c", "sources": ["detach.c"]}, "instances": 4}]}
+JSON
+cluster_cli submit "$CW/detach.json" --json >"$CW/detach.out"
+djob=$(jq_ 'd["job"]' <"$CW/detach.out")
+strays=()
+for inst in $(jq_ '" ".join(d["instances"])' <"$CW/detach.out"); do
+	pid=
+	for _ in $(seq 240); do
+		pid=$(cluster_cli logs "$inst" 2>/dev/null | sed -n 's/^stray \([0-9]*\)$/\1/p')
+		[ -n "$pid" ] && break
+		sleep 0.25
+	done
+	[ -n "$pid" ] || cluster_fail "instance $inst never reported its stray"
+	strays+=("$pid")
+done
+# Alive, out of the object's session, in a run's group of an agent.
+group_ok=0
+for pid in "${strays[@]}"; do
+	[ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] &&
+		grep -q "^0::.*/dispatch-agent\.[0-9a-f]\{16\}/i-[0-9]*-[0-9]*\$" "/proc/$pid/cgroup" && group_ok=$((group_ok + 1))
+done
+check "4 strays alive, each in a session of its own and in its run's control group" "$group_ok" 4
+check "every agent made its runs' control groups (no note that it could not)" \
+	"$(cat "$CW"/agent-*.log | grep -c 'no control group of their own' || true)" 0
+cluster_cli cancel "$djob" >/dev/null
+dead() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+for _ in $(seq 120); do
+	left=0
+	for pid in "${strays[@]}"; do dead "$pid" || left=$((left + 1)); done
+	[ $left = 0 ] && break
+	sleep 0.25
+done
+check "dispatch cancel: every detached process ended with its run" "$left" 0
+
 checks_done hetero

@@ -74,10 +74,15 @@ net_addr() {
 	return 1
 }
 
+# net_exec NAME CMD...: CMD in the host's namespace. `ip netns exec` mounts
+# the namespace's own sysfs on /sys, which hides the cgroup file systems
+# under /sys/fs/cgroup: the cgroup2 hierarchy is mounted there again (in
+# that command's private mount namespace), as a host has it, so agents make
+# their runs' control groups (agent/cgroup.h) as they do on a node.
 net_exec() {
 	local ns="$net_prefix-$1"
 	shift
-	ip netns exec "$ns" "$@"
+	ip netns exec "$ns" sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec "$@"' net_exec "$@"
 }
 
 # net_link NAME up|down: the bridge side of the host's link.
@@ -90,6 +95,22 @@ net_link() {
 	done
 }
 
+# The agents' control groups (agent/cgroup.h) left empty by agents and
+# supervisors killed with -9: rmdir takes empty groups only, and an agent
+# whose group was removed while it had no run makes it again.
+net_cgroups_tidy() {
+	local root own d
+	root=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+		/proc/self/mountinfo)
+	own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	[ -n "$root" ] || return 0
+	for d in "$root${own%/}"/dispatch-agent.*/; do
+		[ -d "$d" ] || continue
+		rmdir "$d"*/ 2>/dev/null || true
+		rmdir "$d" 2>/dev/null || true
+	done
+}
+
 net_cleanup() {
 	local h ns
 	[ -n "$net_owned" ] || return 0
@@ -98,6 +119,7 @@ net_cleanup() {
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 	done
 	sleep 0.2
+	net_cgroups_tidy
 	for h in "${net_hosts[@]}"; do
 		ip netns del "$net_prefix-${h%%:*}" 2>/dev/null || true
 	done

@@ -82,6 +82,13 @@ check "the object has its own network and mount namespaces" "$(ct_exec sh -c "fo
 	[ \$(readlink /proc/$obj/ns/\$n) != \$(readlink /proc/$shim/ns/\$n) ] || exit 1; done && echo yes")" yes
 check "the supervisor and the object are in the service's control group" \
 	"$(ct_exec grep -l 'dispatch-agent\.service' "/proc/$shim/cgroup" "/proc/$obj/cgroup" | wc -l)" 2
+run=$(ct_exec sh -c 'basename "$(dirname /var/lib/dispatch-agent/inst/*/pid)"')
+check "the object is in its run's own control group below the service's (Delegate=yes)" \
+	"$(ct_exec grep -c "^0::/system.slice/dispatch-agent.service/dispatch-agent\.[0-9a-f]\{16\}/$run\$" "/proc/$obj/cgroup")" 1
+check "the supervisor stays in the service's group" \
+	"$(ct_exec grep -c '^0::/system.slice/dispatch-agent.service$' "/proc/$shim/cgroup")" 1
+check "the agent made the runs' groups (no note that it could not)" \
+	"$(ct_exec journalctl -u dispatch-agent --no-pager | grep -c 'no control group of their own' || true)" 0
 agent1=$(agent_show MainPID)
 
 ct_exec systemctl restart dispatch-agent
@@ -112,6 +119,8 @@ for _ in $(seq 40); do
 	sleep 0.25
 done
 check "the finished runs' directories are gone (the agent removed what the objects wrote)" "$n" 0
+check "... and their control groups" \
+	"$(ct_exec sh -c 'find /sys/fs/cgroup/system.slice/dispatch-agent.service -mindepth 2 -type d | wc -l')" 0
 
 # 4. The control: the same stop with systemd's default KillMode ends the
 # supervisor and the object with the agent's control group.

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "bundle.h"
+#include "cgroup.h"
 #include "cpu.h"
 #include "error.h"
 #include "fsutil.h"
@@ -35,7 +37,19 @@ struct fixture {
 	struct run_config cfg;
 	struct run_note notes[64];
 	size_t nnotes;
+	char cgroup[CGROUP_PATH_MAX]; /* the runs' control groups, as the agent makes them; "": none */
 };
+
+/* Whether this process is in a cgroup v2 group at all (else runs cannot get groups, and that is fine). */
+static int have_cgroup2(void)
+{
+	struct buf text = BUF_INIT(4096);
+	int r = fs_read_file(&text, "/proc/self/cgroup", 4096) == 0 &&
+		(!strncmp(buf_str(&text), "0::", 3) || strstr(buf_str(&text), "\n0::"));
+
+	buf_release(&text);
+	return r;
+}
 
 static int setup(void **state)
 {
@@ -59,6 +73,13 @@ static int setup(void **state)
 		f->cfg.uid = pw->pw_uid;
 		f->cfg.gid = pw->pw_gid;
 	}
+	/* As the agent does: as root with cgroup v2, every run gets a control group. */
+	if (geteuid() == 0 && have_cgroup2()) {
+		char why[256];
+		if (cgroup_agent_base(f->dir, f->cgroup, sizeof(f->cgroup), why, sizeof(why)) < 0)
+			fail_msg("root in a cgroup v2 group, yet no control group for runs: %s", why);
+		f->cfg.cgroup_base = f->cgroup;
+	}
 	*state = f;
 	return 0;
 }
@@ -67,6 +88,8 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	if (f->cgroup[0] && rmdir(f->cgroup) < 0)
+		fail_msg("a run's control group is left in '%s': %s", f->cgroup, strerror(errno));
 	fs_rm_rf(f->dir);
 	free(f->dir);
 	free(f->artifact);
@@ -307,10 +330,11 @@ static void test_run__packed_state_write_error_does_not_hang(void **state)
 	run_free(r);
 }
 
-/* A checkpoint is not packed while the object is writing the next one. */
+/* An ended run's directory is renamed aside at once and removed at the sweep. */
 static void test_run__directory_goes_at_the_sweep(void **state)
 {
 	struct fixture *f = *state;
+	struct run_config other = f->cfg;
 	struct run_exit x;
 	run *r = start(f, "echo '{\"dispatch-state\": 1}' > \"$DISPATCH_STATE_OUT/state.json\"; exit 0");
 	char *dir = strdup(run_dir(r)), *inst = fs_join(f->dir, "inst"), *gone;
@@ -323,12 +347,13 @@ static void test_run__directory_goes_at_the_sweep(void **state)
 	/* Out of the way at once (no later agent takes it for a run), removed only at the sweep. */
 	assert_false(fs_exists(dir));
 	assert_true(fs_exists(gone));
-	assert_int_equal(run_sweep(f->dir, 4), 1);
+	assert_int_equal(run_sweep(&f->cfg, 4), 1);
 	assert_false(fs_exists(gone));
 	assert_true(fs_exists(inst));
 	/* Nothing to sweep, or no inst/ at all: fine. */
-	assert_int_equal(run_sweep(f->dir, 4), 0);
-	assert_int_equal(run_sweep(gone, 4), 0);
+	assert_int_equal(run_sweep(&f->cfg, 4), 0);
+	other.work_dir = gone;
+	assert_int_equal(run_sweep(&other, 4), 0);
 	free(dir);
 	free(inst);
 	free(gone);
@@ -393,7 +418,7 @@ static void test_run__leftover_process_cannot_reach_the_next_run(void **state)
 	run_free(r);
 	/* What the chores do next: a spare made, the ended run swept. */
 	assert_true(run_make_spares(f->dir, 1) >= 0);
-	assert_true(run_sweep(f->dir, 4) >= 0);
+	assert_true(run_sweep(&f->cfg, 4) >= 0);
 	r = start(f, "sleep 2.5; exit 0"); /* past the leftover's last try */
 	finish(r, &x);
 	planted = fs_join(run_dir(r), "out/planted");
@@ -531,6 +556,149 @@ static void test_run__kill_takes_the_process_group(void **state)
 	}
 	run_free(r);
 	buf_release(&log);
+}
+
+/* The pid an object's detached process wrote to cwd/stray. */
+static long stray_pid(run *r)
+{
+	struct buf text = BUF_INIT(64);
+	char *path = fs_join(r->cwd_dir, "stray");
+	long pid = -1;
+
+	for (int i = 0; i < 500 && pid <= 0; i++) {
+		buf_reset(&text);
+		if (fs_read_file(&text, path, 64) == 0)
+			pid = strtol(buf_str(&text), NULL, 10);
+		if (pid <= 0)
+			usleep(10000);
+	}
+	assert_true(pid > 0);
+	buf_release(&text);
+	free(path);
+	return pid;
+}
+
+/* pid is dead: gone, or a zombie its new parent has not reaped yet. */
+static int is_dead(long pid)
+{
+	struct buf st = BUF_INIT(8192);
+	char path[64];
+	int dead;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	dead = fs_read_file(&st, path, 8192) < 0 || strstr(buf_str(&st), "State:\tZ") != NULL;
+	buf_release(&st);
+	return dead;
+}
+
+/* The object's process that left its session, and its children, in a script. */
+#define DETACH                                                                                               \
+	"setsid sh -c 'echo $$ > stray.tmp && mv stray.tmp stray; exec sleep 30' </dev/null >/dev/null 2>&1 &\n"
+
+/*
+ * A process that leaves the object's session (setsid) is out of reach of a
+ * kill of the process group; in the run's control group it is not: it is
+ * dead by the time the run's exit is known, and the group is gone.
+ */
+static void test_run__detached_process_ends_with_the_run(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	char group[CGROUP_PATH_MAX + 64];
+	long pid;
+	run *r;
+
+	if (!f->cfg.cgroup_base)
+		skip();
+	r = start(f, DETACH "while [ ! -e stray ]; do sleep 0.01; done; exit 0");
+	snprintf(group, sizeof(group), "%s/%s", f->cgroup, r->name);
+	pid = stray_pid(r);
+	assert_true(fs_exists(group));
+	finish(r, &x);
+	assert_int_equal(x.code, 0);
+	if (!is_dead(pid))
+		fail_msg("the detached process %ld outlived its run", pid);
+	assert_false(fs_exists(group));
+	run_free(r);
+}
+
+/* The same for a run that is killed on request while its detached process runs. */
+static void test_run__kill_takes_detached_processes(void **state)
+{
+	struct fixture *f = *state;
+	struct run_exit x;
+	long pid;
+	run *r;
+
+	if (!f->cfg.cgroup_base)
+		skip();
+	r = start(f, DETACH "echo 'progress 0' >&3; sleep 30");
+	pid = stray_pid(r);
+	read_until(f, r, RUN_NOTE_PROGRESS);
+	assert_false(is_dead(pid));
+	assert_int_equal(run_stop(r, PROTO_STOP_KILL), 0);
+	finish(r, &x);
+	assert_int_equal(x.signo, SIGKILL);
+	if (!is_dead(pid))
+		fail_msg("the detached process %ld outlived the kill", pid);
+	run_free(r);
+}
+
+/*
+ * Groups whose supervisor could not remove them (killed with -9): the
+ * sweep removes a swept run's group, and an agent that starts removes the
+ * groups of runs that have no directory, killing what is in them.
+ */
+static void test_run__groups_of_gone_runs_are_removed(void **state)
+{
+	struct fixture *f = *state;
+	char group[CGROUP_PATH_MAX + 64], gone[CGROUP_PATH_MAX + 64], *dir;
+	int fd, st;
+	pid_t pid;
+
+	if (!f->cfg.cgroup_base)
+		skip();
+	snprintf(group, sizeof(group), "%s/i-9-1", f->cgroup);
+	assert_true((fd = cgroup_open_run(group)) >= 0);
+	pid = fork();
+	if (pid == 0) {
+		if (cgroup_enter(fd) < 0)
+			_exit(1);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(1);
+	}
+	assert_true(pid > 0);
+	close(fd);
+	for (int i = 0; i < 500; i++) { /* until the child is in the group */
+		struct buf procs = BUF_INIT(256);
+		char path[CGROUP_PATH_MAX + 80];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", group);
+		int in = fs_read_file(&procs, path, 256) == 0 && procs.len > 0;
+		buf_release(&procs);
+		if (in)
+			break;
+		usleep(10000);
+	}
+	/* A run directory keeps its group; without one, the group goes with what it holds. */
+	dir = fs_join(f->dir, "inst/i-9-1");
+	assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+	run_sweep_groups(&f->cfg);
+	assert_true(fs_exists(group));
+	fs_rm_rf(dir);
+	run_sweep_groups(&f->cfg);
+	assert_false(fs_exists(group));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	/* The sweep of an ended run's directory takes its group. */
+	snprintf(gone, sizeof(gone), "%s/i-9-2", f->cgroup);
+	assert_true((fd = cgroup_open_run(gone)) >= 0);
+	close(fd);
+	free(dir);
+	dir = fs_join(f->dir, "inst/.gone-i-9-2");
+	assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+	assert_int_equal(run_sweep(&f->cfg, 4), 1);
+	assert_false(fs_exists(gone));
+	free(dir);
 }
 
 static void test_run__log_is_captured_and_bounded(void **state)
@@ -758,6 +926,9 @@ int main(void)
 		T(test_run__stop_sends_sigusr1),
 		T(test_run__stop_checkpoint_is_not_a_periodic_one),
 		T(test_run__kill_takes_the_process_group),
+		T(test_run__detached_process_ends_with_the_run),
+		T(test_run__kill_takes_detached_processes),
+		T(test_run__groups_of_gone_runs_are_removed),
 		T(test_run__log_is_captured_and_bounded),
 		T(test_run__environment_and_arguments),
 		T(test_run__missing_binary_is_reported),

@@ -1,0 +1,287 @@
+/* cgroup.c - the control groups of cgroup.h: the agent's base, a group per run, killing and removing it. */
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int say(char *why, size_t len, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The reason into why, with strerror(e) when e: -1. */
+static int say(char *why, size_t len, int e, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	if (e && n >= 0 && (size_t)n < len)
+		snprintf(why + n, len - (size_t)n, ": %s", strerror(e));
+	return -1;
+}
+
+/* Writes text to the control file name in dirfd (one write: kernfs takes it whole): 0, or -1 (errno). */
+static int put(int dirfd, const char *name, const char *text)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC), e;
+	ssize_t w;
+
+	if (fd < 0)
+		return -1;
+	w = write(fd, text, strlen(text));
+	e = w < 0 ? errno : EIO;
+	close(fd);
+	if (w == (ssize_t)strlen(text))
+		return 0;
+	errno = e;
+	return -1;
+}
+
+int cgroup_enter(int dirfd)
+{
+	return put(dirfd, "cgroup.procs", "0");
+}
+
+pid_t cgroup_fork(int dirfd, int *must_enter)
+{
+	struct clone_args ca = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)dirfd};
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+
+	*must_enter = 0;
+	if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG))
+		return (pid_t)pid;
+	/* No clone3() with CLONE_INTO_CGROUP here (qemu-user, Linux before 5.7). */
+	*must_enter = 1;
+	return fork();
+}
+
+int cgroup_kill(int dirfd)
+{
+	return put(dirfd, "cgroup.kill", "1");
+}
+
+/* 1 when the group's cgroup.events (open in fd) says it holds no process, 0 when it does, -1 (errno). */
+static int is_empty(int fd)
+{
+	char text[256];
+	ssize_t n;
+	const char *p;
+
+	do
+		n = pread(fd, text, sizeof(text) - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	text[n] = '\0';
+	for (p = text; (p = strstr(p, "populated ")) != NULL; p++)
+		if (p == text || p[-1] == '\n')
+			return p[10] == '0';
+	errno = EPROTO;
+	return -1;
+}
+
+int cgroup_wait_empty(int dirfd, int timeout_ms)
+{
+	int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC), r, e;
+	int64_t end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	if (fd < 0)
+		return -1;
+	/* A change of cgroup.events wakes poll() with POLLPRI; the slices only bound a missed one. */
+	while ((r = is_empty(fd)) == 0) {
+		int64_t left = end - now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLPRI};
+
+		if (left <= 0)
+			break;
+		if (poll(&p, 1, left < 50 ? (int)left : 50) < 0 && errno != EINTR) {
+			r = -1;
+			break;
+		}
+	}
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* mkdir of path's parent directory (one level): 0, also when it exists, or -1 (errno). */
+static int make_parent(const char *path)
+{
+	char parent[CGROUP_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (n == 0 || n >= sizeof(parent)) {
+		errno = ENOENT;
+		return -1;
+	}
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return mkdir(parent, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int cgroup_open_run(const char *path)
+{
+	int fd, e, w, made = mkdir(path, 0755) == 0;
+
+	/* The agent's base, made when it started, may have been removed meanwhile: made again. */
+	if (!made && errno == ENOENT && make_parent(path) == 0)
+		made = mkdir(path, 0755) == 0;
+	if (!made && errno != EEXIST)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return -1;
+	if (made)
+		return fd;
+	/* Left by a run of the same name whose supervisor was killed: what it holds is not this run's. */
+	if (cgroup_kill(fd) < 0 || (w = cgroup_wait_empty(fd, 2000)) < 0) {
+		e = errno;
+	} else if (w == 0) {
+		e = EBUSY;
+	} else {
+		return fd;
+	}
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int cgroup_remove(const char *path, int timeout_ms)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW), e = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (cgroup_kill(fd) < 0 || cgroup_wait_empty(fd, timeout_ms) < 0)
+		e = errno;
+	close(fd);
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return 0;
+	if (e)
+		errno = e;
+	return -1;
+}
+
+/* Undoes the octal escapes (\040 and the like) of a mountinfo field, in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/* This process's group in the unified hierarchy ("0::/path"), into out: 0, or -1. */
+static int own_group(char *out, size_t len)
+{
+	char line[CGROUP_PATH_MAX + 16];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int r = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[3] == '/' && (size_t)snprintf(out, len, "%s", line + 3) < len)
+				r = 0;
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+/*
+ * Where the group `own` is in the file system: a cgroup2 mount whose root
+ * is own or above it. 0 with the directory in out, -1 when none shows it.
+ */
+static int group_dir(const char *own, char *out, size_t len)
+{
+	char line[2 * CGROUP_PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int r = -1;
+
+	if (!f)
+		return -1;
+	while (r < 0 && fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS */
+		char *field[5], *sep = strstr(line, " - "), *save = NULL, *tok = line;
+		size_t n = 0, rl;
+
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		*sep = '\0';
+		while (n < 5 && (tok = strtok_r(n ? NULL : line, " ", &save)) != NULL)
+			field[n++] = tok;
+		if (n < 5)
+			continue;
+		unescape(field[3]);
+		unescape(field[4]);
+		rl = strcmp(field[3], "/") ? strlen(field[3]) : 0;
+		if (rl && (strncmp(own, field[3], rl) != 0 || (own[rl] != '/' && own[rl] != '\0')))
+			continue;
+		if ((size_t)snprintf(out, len, "%s%s", field[4], strcmp(own + rl, "/") ? own + rl : "") < len)
+			r = 0;
+	}
+	fclose(f);
+	return r;
+}
+
+int cgroup_agent_base(const char *work_dir, char *out, size_t len, char *why, size_t whylen)
+{
+	char real[PATH_MAX], own[CGROUP_PATH_MAX], dir[CGROUP_PATH_MAX], kill_file[CGROUP_PATH_MAX + 16];
+	uint64_t h = UINT64_C(14695981039346656037);
+	int made;
+
+	if (!realpath(work_dir, real))
+		return say(why, whylen, errno, "cannot resolve '%s'", work_dir);
+	/* FNV-1a: a name of its own for each work directory, the same at every start. */
+	for (const char *p = real; *p; p++)
+		h = (h ^ (unsigned char)*p) * UINT64_C(1099511628211);
+	if (own_group(own, sizeof(own)) < 0)
+		return say(why, whylen, 0, "no cgroup v2 group in /proc/self/cgroup");
+	if (group_dir(own, dir, sizeof(dir)) < 0)
+		return say(why, whylen, 0, "no cgroup2 mount shows the group '%s'", own);
+	if ((size_t)snprintf(out, len, "%s/dispatch-agent.%016llx", dir, (unsigned long long)h) >= len)
+		return say(why, whylen, 0, "the group's path is too long");
+	made = mkdir(out, 0755) == 0;
+	if (!made && errno != EEXIST)
+		return say(why, whylen, errno, "cannot make the group '%s'", out);
+	snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", out);
+	if (access(kill_file, F_OK) < 0) {
+		if (made)
+			rmdir(out);
+		return say(why, whylen, 0, "the kernel has no cgroup.kill (Linux 5.14)");
+	}
+	return 0;
+}
