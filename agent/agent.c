@@ -516,12 +516,21 @@ int agent_main(const struct agent_config *cfg)
 	/* A control group per run: what an object starts cannot outlive it, even out of its session. */
 	{
 		char why[256];
-		if (cgroup_agent_base(cfg->work_dir, a->cgroup_base, sizeof(a->cgroup_base), why, sizeof(why)) == 0)
+		int fast = 0;
+		if (cgroup_agent_base(cfg->work_dir, a->cgroup_base, sizeof(a->cgroup_base), &fast, why, sizeof(why)) ==
+		    0) {
 			a->rc.cgroup_base = a->cgroup_base;
-		else
+			log_info("runs' control groups in '%s'%s", a->cgroup_base,
+				 fast ? "" : " (clone3() is refused here: each start moves its object in, which waits "
+					     "for an RCU grace period, milliseconds)");
+			if (!cfg->drop)
+				log_info("objects run as the agent's own user: they could move themselves out of "
+					 "their control groups (--run-as prevents it)");
+		} else {
 			log_info("runs get no control group of their own (%s): a process an object detaches from "
 				 "its session outlives the run",
 				 why);
+		}
 	}
 	if (!(a->outbox_path = fs_join(cfg->work_dir, "outbox.json"))) {
 		r = err_set(ERR_NOMEM, "out of memory");

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,15 +64,22 @@ int cgroup_enter(int dirfd)
 	return put(dirfd, "cgroup.procs", "0");
 }
 
+/*
+ * A raw clone3(): the child skips glibc's fork handlers and keeps the
+ * parent's thread id in its thread control block. That is fine for the
+ * single-threaded dispatch-run, whose child only makes system calls, writes
+ * to stderr and execs (and for the agent's probe, whose child only exits):
+ * keep it so.
+ */
 pid_t cgroup_fork(int dirfd, int *must_enter)
 {
 	struct clone_args ca = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)dirfd};
 	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
 
 	*must_enter = 0;
-	if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG))
+	if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG && errno != EPERM))
 		return (pid_t)pid;
-	/* No clone3() with CLONE_INTO_CGROUP here (qemu-user, Linux before 5.7). */
+	/* clone3() refused: qemu-user, seccomp filters (systemd's RestrictNamespaces=, container runtimes). */
 	*must_enter = 1;
 	return fork();
 }
@@ -257,11 +265,39 @@ static int group_dir(const char *own, char *out, size_t len)
 	return r;
 }
 
-int cgroup_agent_base(const char *work_dir, char *out, size_t len, char *why, size_t whylen)
+/*
+ * Puts a child that only exits into a group under base, the way dispatch-run
+ * will: 1 by clone3(), 0 by fork() and cgroup.procs, -1 (errno) when
+ * neither works. A process that can make groups may still be unable to
+ * move processes into them (the common ancestor's cgroup.procs).
+ */
+static int probe(const char *base)
+{
+	char path[CGROUP_PATH_MAX + 16];
+	int fd, must_enter, st, e = 0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/.probe", base);
+	if ((fd = cgroup_open_run(path)) < 0)
+		return -1;
+	pid = cgroup_fork(fd, &must_enter);
+	if (pid == 0)
+		_exit(must_enter && cgroup_enter(fd) < 0 ? 1 : 0);
+	if (pid < 0)
+		e = errno;
+	else if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		e = EACCES;
+	close(fd);
+	rmdir(path);
+	errno = e;
+	return e ? -1 : !must_enter;
+}
+
+int cgroup_agent_base(const char *work_dir, char *out, size_t len, int *fast, char *why, size_t whylen)
 {
 	char real[PATH_MAX], own[CGROUP_PATH_MAX], dir[CGROUP_PATH_MAX], kill_file[CGROUP_PATH_MAX + 16];
 	uint64_t h = UINT64_C(14695981039346656037);
-	int made;
+	int made, r;
 
 	if (!realpath(work_dir, real))
 		return say(why, whylen, errno, "cannot resolve '%s'", work_dir);
@@ -278,10 +314,15 @@ int cgroup_agent_base(const char *work_dir, char *out, size_t len, char *why, si
 	if (!made && errno != EEXIST)
 		return say(why, whylen, errno, "cannot make the group '%s'", out);
 	snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", out);
-	if (access(kill_file, F_OK) < 0) {
+	if (access(kill_file, F_OK) < 0)
+		r = say(why, whylen, 0, "the kernel has no cgroup.kill (Linux 5.14)");
+	else if ((r = probe(out)) < 0)
+		r = say(why, whylen, errno, "cannot put a process into a group in '%s'", out);
+	if (r < 0) {
 		if (made)
 			rmdir(out);
-		return say(why, whylen, 0, "the kernel has no cgroup.kill (Linux 5.14)");
+		return -1;
 	}
+	*fast = r;
 	return 0;
 }

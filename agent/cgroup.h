@@ -10,8 +10,9 @@
  * calls setsid(): then a kill of the group misses it, and it outlives its
  * run, holding on to the run's directories. A control group cannot be left
  * that way: the object runs as another user and cannot write to the
- * cgroup.procs files that would move it out. So, where the kernel offers
- * cgroup v2 with cgroup.kill (Linux 5.14) and the agent may make groups:
+ * cgroup.procs files that would move it out (an object of the agent's own
+ * user, without --run-as, could). So, where the kernel offers cgroup v2
+ * with cgroup.kill (Linux 5.14) and the agent may make groups:
  *
  *   - the agent makes BASE = <the cgroup2 mount><its own group>/
  *     dispatch-agent.<hash of the work directory> when it starts
@@ -30,22 +31,30 @@
  *     there (a supervisor killed with -9), and the groups of runs that are
  *     gone when it starts (cgroup_remove()).
  *
+ * Starting, the agent puts a child into a group as dispatch-run will
+ * (cgroup_agent_base()): it logs where the groups are, and whether
+ * clone3() works there.
+ *
  * No controller is enabled: the groups only hold processes, so they may
  * sit beside the agent's own processes in its group (under systemd the
  * unit needs Delegate=yes to own its subtree). Without cgroup v2, or
  * without the right to make groups, runs are contained by their process
  * group alone, as before; the agent says so when it starts.
  *
- * Libc only, no allocation: dispatch-run uses it too.
+ * Libc only; what dispatch-run uses (all but cgroup_agent_base()) does not
+ * allocate.
  */
 
 #define CGROUP_PATH_MAX 4096
 
 /*
- * The agent's BASE for work_dir, made when missing, into out (len bytes):
- * 0, or -1 with why (whylen bytes) saying what is missing.
+ * The agent's BASE for work_dir, made when missing, into out (len bytes),
+ * after a child was put into a group there as dispatch-run will put
+ * objects: *fast is 1 when clone3() did it, 0 when only the slow fallback
+ * of cgroup_fork() works. 0, or -1 with why (whylen bytes) saying what is
+ * missing.
  */
-int cgroup_agent_base(const char *work_dir, char *out, size_t len, char *why, size_t whylen);
+int cgroup_agent_base(const char *work_dir, char *out, size_t len, int *fast, char *why, size_t whylen);
 
 /*
  * Makes the group at path, or empties one of that name left behind; its
@@ -54,13 +63,14 @@ int cgroup_agent_base(const char *work_dir, char *out, size_t len, char *why, si
 int cgroup_open_run(const char *path);
 
 /*
- * fork() into the group dirfd: clone3() with CLONE_INTO_CGROUP. Where the
- * kernel (before 5.7) or qemu-user lacks it, a plain fork() with
- * *must_enter set: the child calls cgroup_enter() itself, first thing.
- * That costs the fork a grace period of RCU (about 12 ms on the machine of
- * docs/benchmarks.md): moving a process through cgroup.procs takes a lock
- * that forks share for writing; CLONE_INTO_CGROUP does not. Returns as
- * fork() does.
+ * fork() into the group dirfd: clone3() with CLONE_INTO_CGROUP. Where
+ * clone3() is refused (qemu-user does not emulate it; seccomp filters such
+ * as systemd's RestrictNamespaces= or a container runtime's answer ENOSYS
+ * or EPERM), a plain fork() with *must_enter set: the child calls
+ * cgroup_enter() itself, first thing. That costs the start a grace period
+ * of RCU (about 12 ms on the machine of docs/benchmarks.md): moving a
+ * process through cgroup.procs takes, for writing, a lock that every fork
+ * takes for reading; CLONE_INTO_CGROUP does not. Returns as fork() does.
  */
 pid_t cgroup_fork(int dirfd, int *must_enter);
 

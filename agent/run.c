@@ -241,16 +241,26 @@ static void remove_dir(run *r)
 	free(path);
 }
 
-/* Removes the control group of the run named name, should it still be there (cgroup.h). */
-static void remove_group(const struct run_config *cfg, const char *name)
+/*
+ * Removes the control group of the run named name, should it still be there
+ * (cgroup.h), unless a run of that name is live: 0, or -1 when processes
+ * are still in it a moment after the kill (said unless they are just slow to
+ * die, EBUSY: then the caller tries again later).
+ */
+static int remove_group(const struct run_config *cfg, const char *name, int wait_ms)
 {
-	char path[CGROUP_PATH_MAX];
+	char path[CGROUP_PATH_MAX], dir[PATH_MAX];
 
 	if (!cfg->cgroup_base || (size_t)snprintf(path, sizeof(path), "%s/%s", cfg->cgroup_base, name) >=
 					 sizeof(path))
-		return;
-	if (cgroup_remove(path, 1000) < 0)
+		return 0;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/inst/%s", cfg->work_dir, name) >= sizeof(dir) || fs_exists(dir))
+		return 0;
+	if (cgroup_remove(path, wait_ms) == 0)
+		return 0;
+	if (errno != EBUSY)
 		log_warn("cannot remove the control group '%s': %s", path, strerror(errno));
+	return -1;
 }
 
 int run_sweep(const struct run_config *cfg, int max)
@@ -275,8 +285,13 @@ int run_sweep(const struct run_config *cfg, int max)
 			r = err_set(ERR_NOMEM, "out of memory");
 			break;
 		}
-		/* Its supervisor removed the group; one killed with -9 could not. */
-		remove_group(cfg, de->d_name + strlen(GONE_PREFIX));
+		/*
+		 * Its supervisor removed the group; one killed with -9 could not. The directory stays
+		 * while the group does, so that a later sweep tries again.
+		 */
+		/* A short wait: this runs on the agent's loop. */
+		if (remove_group(cfg, de->d_name + strlen(GONE_PREFIX), 20) < 0)
+			break;
 		/*
 		 * One that cannot go now (a process of an object still filling it, say) is said and tried
 		 * at a later sweep; this one stops, so that such a directory costs one removal's time budget
@@ -308,7 +323,9 @@ void run_sweep_groups(const struct run_config *cfg)
 		if ((size_t)snprintf(path, sizeof(path), "%s/inst/%s", cfg->work_dir, de->d_name) < sizeof(path) &&
 		    !fs_exists(path)) {
 			log_info("removing the control group of run '%s', which is gone", de->d_name);
-			remove_group(cfg, de->d_name);
+			if (remove_group(cfg, de->d_name, 1000) < 0)
+				log_warn("the control group of run '%s' is not empty yet: the next start tries again",
+					 de->d_name);
 		}
 	}
 	closedir(d);

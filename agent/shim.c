@@ -339,8 +339,11 @@ int shim_run(const struct shim_opts *o, void (*child)(void *arg), void *arg)
 	s.written = (uint64_t)st.st_size;
 	if (o->cgroup && (s.cg = cgroup_open_run(o->cgroup)) < 0)
 		return setup_failed(o, errno, "cannot make the control group '%s'", o->cgroup);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return setup_failed(o, errno, "cannot create a pipe");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		int e = errno;
+		end_group(&s);
+		return setup_failed(o, e, "cannot create a pipe");
+	}
 	s.child = s.cg >= 0 ? cgroup_fork(s.cg, &must_enter) : fork();
 	if (s.child == 0)
 		start_child(o, must_enter ? s.cg : -1, p[1], child, arg);

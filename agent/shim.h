@@ -37,9 +37,10 @@
  * With a cgroup (cgroup.h), the supervisor makes the run's control group
  * before the fork and the object enters it before anything else; every
  * kill of the process group above is also a kill of the control group,
- * and DIR/exit is written only once the group is empty (a process that
- * does not die within SHIM_CGROUP_WAIT_MS is said on stderr, the run's log,
- * and left to the agent's sweep). Then the group is removed. So nothing an
+ * and DIR/exit is written once the group is empty (a process that does not
+ * die within SHIM_CGROUP_WAIT_MS is said on stderr, the run's log, and the
+ * agent's sweep kills and removes the group later). Then the group is
+ * removed. So nothing an
  * object started, whether or not it left the object's session, outlives
  * the run.
  *

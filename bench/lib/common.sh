@@ -136,7 +136,7 @@ bench_cluster_start() {
 		mount -t tmpfs -o size=2g,mode=711 "bench-$$" "$BC_DIR" || bench_die "cannot mount a tmpfs"
 		bench_on_exit "umount -l '$BC_DIR'"
 	fi
-	bench_on_exit net_cleanup
+	bench_on_exit "net_cgroups_from_logs '$BC_DIR/agent.log'; net_cleanup"
 	net_init
 	net_host disp 1
 	net_host node 2
@@ -181,6 +181,7 @@ bench_cluster_start() {
 }
 
 bench_cluster_stop() {
+	net_cgroups_from_logs "$BC_DIR/agent.log"
 	net_cleanup
 	sleep 0.3
 }

@@ -127,6 +127,7 @@ cluster_wait_nodes() {
 }
 
 cluster_stop() {
+	[ -z "${CW:-}" ] || net_cgroups_from_logs "$CW"/agent-*.log
 	net_cleanup
 	if [ -n "${CW:-}" ] && [ -z "${KEEP_CLUSTER:-}" ]; then
 		rm -rf "$CW"

@@ -95,20 +95,30 @@ net_link() {
 	done
 }
 
-# The agents' control groups (agent/cgroup.h) left empty by agents and
-# supervisors killed with -9: rmdir takes empty groups only, and an agent
-# whose group was removed while it had no run makes it again.
+# The control groups (agent/cgroup.h) of this run's agents, by name
+# (dispatch-agent.HASH): net_cgroups_from_logs reads them from the lines the
+# agents log when they start; net_cleanup removes what agents and
+# supervisors killed with -9 left of them (rmdir takes empty groups only).
+net_cgroups=()
+net_cgroups_from_logs() {
+	local name
+	for name in $(sed -n "s|.*runs' control groups in '.*/\(dispatch-agent\.[0-9a-f]\{16\}\)'.*|\1|p" "$@" 2>/dev/null); do
+		net_cgroups+=("$name")
+	done
+}
 net_cgroups_tidy() {
-	local root own d
+	local root own name
+	[ ${#net_cgroups[@]} -gt 0 ] || return 0
 	root=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
 		/proc/self/mountinfo)
 	own=$(sed -n 's/^0:://p' /proc/self/cgroup)
 	[ -n "$root" ] || return 0
-	for d in "$root${own%/}"/dispatch-agent.*/; do
-		[ -d "$d" ] || continue
-		rmdir "$d"*/ 2>/dev/null || true
-		rmdir "$d" 2>/dev/null || true
+	for name in "${net_cgroups[@]}"; do
+		[ -d "$root${own%/}/$name" ] || continue
+		rmdir "$root${own%/}/$name"/*/ 2>/dev/null || true
+		rmdir "$root${own%/}/$name" 2>/dev/null || true
 	done
+	net_cgroups=()
 }
 
 net_cleanup() {

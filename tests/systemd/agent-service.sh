@@ -87,8 +87,15 @@ check "the object is in its run's own control group below the service's (Delegat
 	"$(ct_exec grep -c "^0::/system.slice/dispatch-agent.service/dispatch-agent\.[0-9a-f]\{16\}/$run\$" "/proc/$obj/cgroup")" 1
 check "the supervisor stays in the service's group" \
 	"$(ct_exec grep -c '^0::/system.slice/dispatch-agent.service$' "/proc/$shim/cgroup")" 1
-check "the agent made the runs' groups (no note that it could not)" \
-	"$(ct_exec journalctl -u dispatch-agent --no-pager | grep -c 'no control group of their own' || true)" 0
+ct_exec journalctl -u dispatch-agent --no-pager >"$CW/agent-journal.txt"
+# The unit's group in the container's cgroup2 mount (/sys/fs/cgroup, or .../unified on a hybrid host).
+svc_cg=$(sed -n "s|.*runs' control groups in '\(/sys/fs/cgroup.*/system.slice/dispatch-agent.service\)/dispatch-agent\.[0-9a-f]\{16\}'\$|\1|p" \
+	"$CW/agent-journal.txt" | tail -1)
+check "the agent makes the runs' groups, forking objects into them with clone3() (the unit lets it)" \
+	"$([ -n "$svc_cg" ] && echo base) $(grep -c 'no control group of their own\|clone3() is refused' "$CW/agent-journal.txt")" "base 0"
+check "ProtectControlGroups=yes: the cgroup tree is read-only for the agent but for the unit's own subtree" \
+	"$(ct_exec nsenter -t "$(agent_show MainPID)" -m sh -c "mkdir '${svc_cg%/system.slice/*}/dispatch-x' 2>/dev/null && echo rw-root;
+		mkdir '$svc_cg/x' && rmdir '$svc_cg/x' && echo rw-own")" rw-own
 agent1=$(agent_show MainPID)
 
 ct_exec systemctl restart dispatch-agent
@@ -119,8 +126,9 @@ for _ in $(seq 40); do
 	sleep 0.25
 done
 check "the finished runs' directories are gone (the agent removed what the objects wrote)" "$n" 0
-check "... and their control groups" \
-	"$(ct_exec sh -c 'find /sys/fs/cgroup/system.slice/dispatch-agent.service -mindepth 2 -type d | wc -l')" 0
+check "... and their control groups (the agent's base group is there, empty)" \
+	"$(ct_exec sh -c "cd '$svc_cg' && ls -d dispatch-agent.* | wc -l && find . -mindepth 2 -type d | wc -l" |
+		tr '\n' ' ')" "1 0 "
 
 # 4. The control: the same stop with systemd's default KillMode ends the
 # supervisor and the object with the agent's control group.
