@@ -1,35 +1,94 @@
-/* cmd_logs.c - `dispatch logs`: what an instance wrote. */
+/* cmd_logs.c - `dispatch logs`: what an instance wrote, and with --follow what it writes. */
 #include <stdio.h>
+#include <string.h>
 
 #include "buf.h"
 #include "cli.h"
 #include "client.h"
 #include "error.h"
+#include "follow.h"
 
-/* The dispatcher keeps the last 1 MiB; the rest is headroom. */
+/* The dispatcher keeps the first 1 MiB; the rest is headroom. */
 #define LOGS_MAX (4u << 20)
 
 static const char usage[] =
-	"usage: dispatch logs INSTANCE [--url URL] [--token TOKEN]\n"
+	"usage: dispatch logs INSTANCE [--follow [--timeout S]] [--url URL] [--token TOKEN]\n"
 	"\n"
 	"Prints the standard output and error of an instance (i-N) as its agents\n"
-	"relayed them, across every node it ran on: the last 1 MiB the\n"
+	"relayed them, across every node it ran on: the first 1 MiB the\n"
 	"dispatcher keeps.\n"
+	"\n"
+	"  -f, --follow   go on printing what the instance writes (agents relay it\n"
+	"                 every two seconds) until it is done, failed or cancelled;\n"
+	"                 its changes of state, node and generation go to stderr\n"
+	"  --timeout S    with --follow: give up after S seconds (exit 1); default:\n"
+	"                 no limit (Ctrl-C ends it, exit 0)\n"
 	"\n" CLI_REMOTE_HELP;
+
+/* Writes what the dispatcher has of the log past *offset to stdout and moves *offset on. */
+static int print_new(client *c, const char *id, size_t *offset)
+{
+	struct buf text = BUF_INIT(LOGS_MAX);
+	int r = client_get_text(&text, c, "/v1/instances/%s/logs?offset=%zu", id, *offset);
+
+	if (r == 0 && text.len && (fwrite(buf_str(&text), 1, text.len, stdout) != text.len || fflush(stdout) != 0))
+		r = err_set(ERR_IO, "cannot write the log to standard output");
+	if (r == 0)
+		*offset += text.len;
+	buf_release(&text);
+	return r;
+}
+
+struct follow_logs {
+	client *c;
+	const char *id;
+	size_t offset;
+	int failed; /* the log could not be read or written: the follow ends with that error */
+};
+
+/*
+ * follow_instance()'s check, at each poll: the log so far. The wait is over
+ * once the instance has ended: its agent relays the last of the log before
+ * the exit, so the log read after seeing the end is complete.
+ */
+static int logs_check(const json_t *inst, void *arg)
+{
+	struct follow_logs *f = arg;
+	const char *state = cli_jstr(inst, "state", "");
+	int r = print_new(f->c, f->id, &f->offset);
+
+	if (r < 0) {
+		f->failed = 1;
+		return r;
+	}
+	return !strcmp(state, "done") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+}
 
 int cmd_logs(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 'T' },
 		CLI_REMOTE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_remote opt = { 0 };
-	struct buf text = BUF_INIT(LOGS_MAX);
-	client *c = NULL;
-	int ch, r, rc = EXIT_OK;
+	struct follow_logs f = { 0 };
+	json_t *inst = NULL;
+	long timeout_s = 0;
+	int ch, r, follow = 0, rc = EXIT_OK;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f", longopts, NULL)) != -1) {
+		if (ch == 'f') {
+			follow = 1;
+			continue;
+		}
+		if (ch == 'T') {
+			if (cli_parse_timeout(&timeout_s, optarg) < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		if ((r = cli_remote_option(&opt, ch, usage, 0)) < 0)
 			return EXIT_OK;
 		if (r == 0)
@@ -41,18 +100,24 @@ int cmd_logs(int argc, char **argv)
 		cli_error("'%s' is not an instance ID (i-N)", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (client_connect(&c, opt.url, opt.token) < 0 ||
-	    client_get_text(&text, c, "/v1/instances/%s/logs", argv[optind]) < 0) {
+	if (timeout_s && !follow) {
+		cli_error("--timeout only applies with --follow");
+		return EXIT_USAGE;
+	}
+	f.id = argv[optind];
+	if (client_connect(&f.c, opt.url, opt.token) < 0) {
+		cli_error("%s", err_msg());
+		return EXIT_FAIL;
+	}
+	if (!follow)
+		r = print_new(f.c, f.id, &f.offset);
+	else if ((r = follow_instance(&inst, f.c, f.id, (double)timeout_s, logs_check, &f)) == ERR_IO && !f.failed)
+		r = 0; /* Ctrl-C or SIGTERM: the way out of a follow */
+	if (r < 0) {
 		cli_error("%s", err_msg());
 		rc = EXIT_FAIL;
-		goto out;
 	}
-	if (fwrite(buf_str(&text), 1, text.len, stdout) != text.len || fflush(stdout) != 0) {
-		cli_error("cannot write the log to standard output");
-		rc = EXIT_FAIL;
-	}
-out:
-	buf_release(&text);
-	client_free(c);
+	json_decref(inst);
+	client_free(f.c);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* api.c - the handlers of the /v1 API; each runs with the core lock held. */
 #include "api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,22 +180,35 @@ static void get_instance(struct core *c, struct http_req *req)
 		http_reply_json(req, 200, instance_json(c, row, 1));
 }
 
+/* The log from byte ?offset=N on (0: all of it; past its end: nothing). The file only grows. */
 static void get_logs(struct core *c, struct http_req *req)
 {
 	struct buf b = BUF_INIT(2u << 20);
-	char name[64];
+	const char *offset_s = http_query(req, "offset");
+	unsigned long long offset = 0;
+	char name[64], *end = NULL;
 	int64_t id;
-	json_t *row = load_instance(c, req, &id);
+	json_t *row;
 	char *path;
 
-	if (!row)
+	if (offset_s) {
+		errno = 0;
+		offset = strtoull(offset_s, &end, 10);
+		if (!*offset_s || *end || *offset_s == '-' || errno) {
+			http_reply_error(req, 400, "query: \"offset\" must be a number of bytes");
+			return;
+		}
+	}
+	if (!(row = load_instance(c, req, &id)))
 		return;
 	json_decref(row);
 	snprintf(name, sizeof(name), "i-%lld.log", (long long)id);
 	path = fs_join(c->logs_dir, name);
 	if (path)
 		fs_read_file(&b, path, 2u << 20);
-	http_reply_text(req, 200, buf_str(&b), b.len);
+	if (offset > b.len)
+		offset = b.len;
+	http_reply_text(req, 200, buf_str(&b) + offset, b.len - (size_t)offset);
 	buf_release(&b);
 	free(path);
 }

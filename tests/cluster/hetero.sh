@@ -66,6 +66,8 @@ check "the manifest's state arrived intact on every ISA" "$(awk '$2 == "walk" &&
 check "walk results agree bit for bit across ISAs" "$(awk '$2 == "walk" {print $8}' "$CW/report.txt" | sort -u | wc -l)" 1
 check "primes results agree across ISAs" "$(awk '$2 == "primes" {print $10}' "$CW/report.txt" | sort -u | wc -l)" 1
 check "primes ran on several ISAs" "$([ "$(awk '$2 == "primes" {print $4}' "$CW/report.txt" | sort -u | wc -l)" -ge 2 ] && echo yes)" yes
+check "logs --follow of a finished instance prints its whole log and returns" \
+	"$(cluster_cli logs --follow i-1 2>/dev/null | cmp - "$CW/i-1.log" && echo same)" same
 
 # Every agent executed only binaries of its own ISA: the artifacts in its cache
 # say so in their meta.json, and their ELF headers agree.
@@ -133,7 +135,24 @@ done
 check "4 strays alive, each in a session of its own and in its run's control group" "$group_ok" 4
 check "every agent made its runs' control groups (no note that it could not)" \
 	"$(cat "$CW"/agent-*.log | grep -c 'no control group of their own' || true)" 0
+# `dispatch logs --follow` on a running instance: it ends by itself when the run does.
+finst=$(jq_ 'd["instances"][0]' <"$CW/detach.out")
+cluster_cli logs --follow "$finst" >"$CW/follow.out" 2>"$CW/follow.err" &
+follower=$!
+sleep 1
+check "logs --follow is still following the running instance" "$(kill -0 $follower 2>/dev/null && echo yes)" yes
 cluster_cli cancel "$djob" >/dev/null
+frc=timeout
+for _ in $(seq 60); do
+	if ! kill -0 $follower 2>/dev/null; then
+		wait $follower && frc=0 || frc=$?
+		break
+	fi
+	sleep 0.25
+done
+check "logs --follow ended by itself when the run was cancelled, exit 0" "$frc" 0
+check "... having printed the instance's log" "$(grep -c '^stray [0-9]*$' "$CW/follow.out")" 1
+check "... and its end on stderr" "$(grep -c 'cancelled' "$CW/follow.err")" 1
 dead() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 for _ in $(seq 120); do
 	left=0
