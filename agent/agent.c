@@ -475,6 +475,21 @@ static int setup_signals(struct agent *a)
 	return 0;
 }
 
+/* WORK/cgroup: where the runs' control groups are (NULL: nowhere), for `dispatch down`. */
+static void note_cgroup(const char *work_dir, const char *base)
+{
+	char *path = fs_join(work_dir, "cgroup"), text[CGROUP_PATH_MAX + 2];
+
+	if (path && base) {
+		snprintf(text, sizeof(text), "%s\n", base);
+		if (fs_write_atomic(path, text, strlen(text), 0644) < 0)
+			log_warn("%s", err_msg());
+	} else if (path) {
+		unlink(path);
+	}
+	free(path);
+}
+
 int agent_main(const struct agent_config *cfg)
 {
 	struct agent *a = calloc(1, sizeof(*a));
@@ -520,6 +535,7 @@ int agent_main(const struct agent_config *cfg)
 		if (cgroup_agent_base(cfg->work_dir, a->cgroup_base, sizeof(a->cgroup_base), &fast, why, sizeof(why)) ==
 		    0) {
 			a->rc.cgroup_base = a->cgroup_base;
+			note_cgroup(cfg->work_dir, a->cgroup_base);
 			log_info("runs' control groups in '%s'%s", a->cgroup_base,
 				 fast ? "" : " (clone3() is refused here: each start moves its object in, which waits "
 					     "for an RCU grace period, milliseconds)");
@@ -527,6 +543,7 @@ int agent_main(const struct agent_config *cfg)
 				log_info("objects run as the agent's own user: they could move themselves out of "
 					 "their control groups (--run-as prevents it)");
 		} else {
+			note_cgroup(cfg->work_dir, NULL);
 			log_info("runs get no control group of their own (%s): a process an object detaches from "
 				 "its session outlives the run",
 				 why);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "cgroup.h"
 #include "client.h"
 #include "error.h"
 #include "fsutil.h"
@@ -318,6 +319,39 @@ out:
 	return r;
 }
 
+/*
+ * The agents' control groups (each names its in WORK/cgroup): whatever runs
+ * in them goes, also what an object detached from its session and moved out
+ * of the cluster's directory, and so do the groups.
+ */
+static void kill_groups(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d)) != NULL) {
+		struct buf text = BUF_INIT(CGROUP_PATH_MAX);
+		char file[4096];
+
+		if (strncmp(e->d_name, "agent-", 6) != 0 ||
+		    (size_t)snprintf(file, sizeof(file), "%s/%s/cgroup", dir, e->d_name) >= sizeof(file) ||
+		    fs_read_file(&text, file, CGROUP_PATH_MAX) < 0) {
+			buf_release(&text);
+			continue;
+		}
+		text.len = strcspn(buf_str(&text), "\n");
+		if (text.len) {
+			text.data[text.len] = '\0';
+			if (cgroup_remove_base(buf_str(&text), 2000) < 0)
+				fprintf(stderr, "dispatch: cannot remove the control group '%s': %s\n", buf_str(&text),
+					strerror(errno));
+		}
+		buf_release(&text);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Objects outlive their agent by design; those still working in the cluster's directory go too. */
 static void kill_leftovers(const char *dir)
 {
@@ -368,6 +402,7 @@ int cluster_down(const char *dir)
 	for (int i = 0; i < n; i++)
 		if (alive(pids[i]))
 			kill(pids[i], SIGKILL);
+	kill_groups(dir);
 	kill_leftovers(dir);
 	path = fs_join(dir, PIDS_FILE);
 	if (path)

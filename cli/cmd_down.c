@@ -9,7 +9,9 @@ static const char usage[] =
 	"usage: dispatch down [--dir DIR]\n"
 	"\n"
 	"Stops the local cluster that 'dispatch up' started: its agents, dispatchd\n"
-	"and any object still running in it. Its state and logs stay in DIR.\n";
+	"and any object still running in it, with whatever the objects started\n"
+	"(the agents' control groups hold it; they are removed too). Its state and\n"
+	"logs stay in DIR.\n";
 
 int cmd_down(int argc, char **argv)
 {

@@ -89,28 +89,10 @@ check "the agents talked TLS: dispatchd serves https" "$(grep -c 'listening on h
 
 # A process an object detaches from its session (setsid) ends with the run
 # when the job is cancelled, on every ISA: each run has a control group of
-# its own (agent/cgroup.h). The nodes share the host's pid namespace, so the
+# its own (common/cgroup.h). The nodes share the host's pid namespace, so the
 # strays' pids are looked at here.
-mkdir -p "$CW/detach"
-cat >"$CW/detach/detach.c" <<'C'
-#include <stdio.h>
-#include <unistd.h>
-int main(void)
-{
-	pid_t p = fork();
-	if (p == 0) {
-		setsid();
-		for (;;)
-			pause();
-	}
-	printf("stray %d\n", (int)p);
-	fflush(stdout);
-	for (;;)
-		pause();
-}
-C
 cat >"$CW/detach.json" <<JSON
-{"manifest": 1, "name": "detach", "objects": [{"name": "detach", "source": {"path": "$CW/detach"},
+{"manifest": 1, "name": "detach", "objects": [{"name": "detach", "source": {"path": "$here/detach"},
   "build": {"recipe": "c", "sources": ["detach.c"]}, "instances": 4}]}
 JSON
 cluster_cli submit "$CW/detach.json" --json >"$CW/detach.out"

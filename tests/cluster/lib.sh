@@ -78,7 +78,7 @@ net_addr() {
 # the namespace's own sysfs on /sys, which hides the cgroup file systems
 # under /sys/fs/cgroup: the cgroup2 hierarchy is mounted there again (in
 # that command's private mount namespace), as a host has it, so agents make
-# their runs' control groups (agent/cgroup.h) as they do on a node.
+# their runs' control groups (common/cgroup.h) as they do on a node.
 net_exec() {
 	local ns="$net_prefix-$1"
 	shift
@@ -95,7 +95,7 @@ net_link() {
 	done
 }
 
-# The control groups (agent/cgroup.h) of this run's agents, by name
+# The control groups (common/cgroup.h) of this run's agents, by name
 # (dispatch-agent.HASH): net_cgroups_from_logs reads them from the lines the
 # agents log when they start; net_cleanup removes what agents and
 # supervisors killed with -9 left of them (rmdir takes empty groups only).

@@ -1,6 +1,7 @@
 /* cgroup.c - the control groups of cgroup.h: the agent's base, a group per run, killing and removing it. */
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,7 +13,9 @@
 #include <string.h>
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <signal.h>
+#include <linux/magic.h> /* CGROUP2_SUPER_MAGIC */
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,6 +192,59 @@ int cgroup_remove(const char *path, int timeout_ms)
 		return 0;
 	if (e)
 		errno = e;
+	return -1;
+}
+
+/* BASE's name: dispatch-agent.<16 hex digits>. */
+static int is_base_name(const char *name)
+{
+	static const char prefix[] = "dispatch-agent.";
+	size_t n = strlen(prefix);
+
+	if (strncmp(name, prefix, n) != 0 || strlen(name + n) != 16)
+		return 0;
+	for (const char *p = name + n; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return 1;
+}
+
+int cgroup_remove_base(const char *path, int timeout_ms)
+{
+	const char *name = strrchr(path, '/');
+	struct statfs sf;
+	struct dirent *de;
+	int fd, w, e = 0;
+	DIR *d;
+
+	if (!name || !is_base_name(name + 1)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (statfs(path, &sf) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (sf.f_type != CGROUP2_SUPER_MAGIC) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (cgroup_kill(fd) < 0 || (w = cgroup_wait_empty(fd, timeout_ms)) < 0)
+		e = errno;
+	else if (w == 0)
+		e = EBUSY;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && !e)
+			e = errno;
+	closedir(d);
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return 0;
+	errno = e ? e : errno;
 	return -1;
 }
 

@@ -89,4 +89,13 @@ int cgroup_wait_empty(int dirfd, int timeout_ms);
  */
 int cgroup_remove(const char *path, int timeout_ms);
 
+/*
+ * The same for an agent's BASE: every process in it and its runs' groups is
+ * killed (cgroup.kill takes the subtree), then the runs' groups and BASE
+ * are removed. Refuses (EINVAL) a path that is not a directory named
+ * dispatch-agent.<16 hex digits> on a cgroup2 file system. Not for
+ * dispatch-run (it allocates).
+ */
+int cgroup_remove_base(const char *path, int timeout_ms);
+
 #endif
