@@ -319,10 +319,19 @@ out:
 	return r;
 }
 
+/* A directory or file of the cluster that down may act on: not a symbolic link, the caller's, not writable by others. */
+static int trusted(const struct stat *st, int want_dir)
+{
+	return (want_dir ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode)) && st->st_uid == geteuid() &&
+	       !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 /*
  * The agents' control groups (each names its in WORK/cgroup): whatever runs
  * in them goes, also what an object detached from its session and moved out
- * of the cluster's directory, and so do the groups.
+ * of the cluster's directory, and so do the groups. A group is only taken
+ * when the agent's directory and its file are the caller's own and the
+ * group's name is the one an agent on that directory makes.
  */
 static void kill_groups(const char *dir)
 {
@@ -330,23 +339,37 @@ static void kill_groups(const char *dir)
 	struct dirent *e;
 
 	while (d && (e = readdir(d)) != NULL) {
-		struct buf text = BUF_INIT(CGROUP_PATH_MAX);
-		char file[4096];
+		char work[4096], file[4200], text[CGROUP_PATH_MAX + 1], name[64];
+		const char *base;
+		struct stat st;
+		ssize_t n;
+		int fd;
 
 		if (strncmp(e->d_name, "agent-", 6) != 0 ||
-		    (size_t)snprintf(file, sizeof(file), "%s/%s/cgroup", dir, e->d_name) >= sizeof(file) ||
-		    fs_read_file(&text, file, CGROUP_PATH_MAX) < 0) {
-			buf_release(&text);
+		    (size_t)snprintf(work, sizeof(work), "%s/%s", dir, e->d_name) >= sizeof(work) ||
+		    lstat(work, &st) < 0 || !trusted(&st, 1))
+			continue;
+		snprintf(file, sizeof(file), "%s/cgroup", work);
+		if ((fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+			continue; /* an agent without control groups */
+		n = fstat(fd, &st) == 0 && trusted(&st, 0) ? read(fd, text, sizeof(text) - 1) : -1;
+		close(fd);
+		if (n <= 0) {
+			fprintf(stderr, "dispatch: ignoring '%s': not a file of yours, or empty\n", file);
 			continue;
 		}
-		text.len = strcspn(buf_str(&text), "\n");
-		if (text.len) {
-			text.data[text.len] = '\0';
-			if (cgroup_remove_base(buf_str(&text), 2000) < 0)
-				fprintf(stderr, "dispatch: cannot remove the control group '%s': %s\n", buf_str(&text),
-					strerror(errno));
+		text[n] = '\0';
+		text[strcspn(text, "\n")] = '\0';
+		base = strrchr(text, '/');
+		if (cgroup_base_name(work, name, sizeof(name)) < 0 || !base || strcmp(base + 1, name) != 0) {
+			fprintf(stderr, "dispatch: ignoring '%s': '%s' is not the control group of an agent on '%s'\n",
+				file, text, work);
+			continue;
 		}
-		buf_release(&text);
+		if (cgroup_remove_base(text, 2000) < 0)
+			fprintf(stderr, "dispatch: cannot remove the control group '%s'%s: %s\n", text,
+				errno == EINVAL ? " (not a cgroup2 directory reached without symbolic links)" : "",
+				strerror(errno));
 	}
 	if (d)
 		closedir(d);
@@ -384,8 +407,15 @@ int cluster_down(const char *dir)
 	int n, left;
 	char *path;
 
+	struct stat st;
+
 	if (!dir)
 		dir = cluster_default_dir();
+	/* Its pids and control groups are killed as named there: only in a directory nobody else can write. */
+	if (lstat(dir, &st) == 0 && !trusted(&st, 1))
+		return err_set(ERR_INVALID, "refusing to stop the cluster in '%s': it is not a directory of this user's "
+				"that only this user can write",
+			       dir);
 	n = read_pids(pids, PROCS_MAX, dir);
 	/* Agents first, so that they do not spend their last seconds reconnecting. */
 	for (int i = n - 1; i >= 0; i--)
@@ -402,8 +432,9 @@ int cluster_down(const char *dir)
 	for (int i = 0; i < n; i++)
 		if (alive(pids[i]))
 			kill(pids[i], SIGKILL);
-	kill_groups(dir);
+	/* The supervisors first: one still running could make the agent's group again. */
 	kill_leftovers(dir);
+	kill_groups(dir);
 	path = fs_join(dir, PIDS_FILE);
 	if (path)
 		unlink(path);

@@ -24,6 +24,13 @@ const char *cluster_default_dir(void);
 char *cluster_config_path(void);
 
 int cluster_up(const struct cluster_opts *o);
+
+/*
+ * Stops the cluster in dir (NULL: the default): its processes, what runs in
+ * its agents' control groups, processes working in dir. How many of its
+ * processes it knew (0: none ran), or ERR_INVALID when dir is not the
+ * caller's own directory that only the caller can write.
+ */
 int cluster_down(const char *dir);
 
 #endif

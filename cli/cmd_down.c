@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "cluster.h"
+#include "error.h"
 
 static const char usage[] =
 	"usage: dispatch down [--dir DIR]\n"
@@ -33,7 +34,10 @@ int cmd_down(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage(usage);
-	n = cluster_down(dir);
+	if ((n = cluster_down(dir)) < 0) {
+		cli_error("%s", err_msg());
+		return EXIT_FAIL;
+	}
 	printf("%s\n", n ? "local cluster stopped" : "no local cluster was running");
 	return EXIT_OK;
 }

@@ -39,17 +39,46 @@ static int print_new(client *c, const char *id, size_t *offset)
 	return r;
 }
 
+/* How long a follow waits, after a cancel, for the agent to relay the last of the log. */
+#define CANCEL_GRACE_S 10.0
+
 struct follow_logs {
 	client *c;
 	const char *id;
 	size_t offset;
-	int failed; /* the log could not be read or written: the follow ends with that error */
+	int failed;	    /* the log could not be written: the follow ends with that error */
+	double cancelled_at; /* when the follow saw the instance cancelled, 0: not yet */
 };
 
 /*
+ * Whether a cancelled instance's log is complete: the agent has reported the
+ * run's end (a "stopped" entry after the "cancelled" one), or it was not on
+ * a node when it was cancelled, or the agent has been given long enough.
+ */
+static int cancel_settled(const json_t *inst, struct follow_logs *f)
+{
+	const json_t *history = json_object_get(inst, "history"), *h;
+	int settled = 0;
+	size_t i;
+
+	json_array_foreach(history, i, h) {
+		const char *event = cli_jstr(h, "event", "");
+		if (!strcmp(event, "cancelled"))
+			settled = !json_is_string(json_object_get(h, "node")) && !json_is_integer(json_object_get(h, "node"));
+		else if (!strcmp(event, "stopped"))
+			settled = 1;
+	}
+	if (!f->cancelled_at)
+		f->cancelled_at = follow_now();
+	return settled || follow_now() - f->cancelled_at >= CANCEL_GRACE_S;
+}
+
+/*
  * follow_instance()'s check, at each poll: the log so far. The wait is over
- * once the instance has ended: its agent relays the last of the log before
- * the exit, so the log read after seeing the end is complete.
+ * once the instance has ended and its log is complete: the agent relays the
+ * last of the log before the exit that makes an instance done or failed; a
+ * cancel is decided by the dispatcher at once, and the agent's last relay
+ * comes with its report of the end (see cancel_settled()).
  */
 static int logs_check(const json_t *inst, void *arg)
 {
@@ -57,11 +86,15 @@ static int logs_check(const json_t *inst, void *arg)
 	const char *state = cli_jstr(inst, "state", "");
 	int r = print_new(f->c, f->id, &f->offset);
 
+	if (r == ERR_NET)
+		return 0; /* the dispatcher is away a moment: follow_instance() rides that out */
 	if (r < 0) {
 		f->failed = 1;
 		return r;
 	}
-	return !strcmp(state, "done") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+	if (!strcmp(state, "cancelled"))
+		return cancel_settled(inst, f);
+	return !strcmp(state, "done") || !strcmp(state, "failed");
 }
 
 int cmd_logs(int argc, char **argv)

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <signal.h>
-#include <linux/magic.h> /* CGROUP2_SUPER_MAGIC */
+#include <linux/magic.h>   /* CGROUP2_SUPER_MAGIC */
+#include <linux/openat2.h> /* struct open_how, RESOLVE_NO_SYMLINKS */
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -48,7 +49,7 @@ static int say(char *why, size_t len, int e, const char *fmt, ...)
 /* Writes text to the control file name in dirfd (one write: kernfs takes it whole): 0, or -1 (errno). */
 static int put(int dirfd, const char *name, const char *text)
 {
-	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC), e;
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW), e;
 	ssize_t w;
 
 	if (fd < 0)
@@ -209,43 +210,65 @@ static int is_base_name(const char *name)
 	return 1;
 }
 
+/* openat2() with RESOLVE_NO_SYMLINKS: no component of path may be a symbolic link. */
+static int open_no_symlinks(const char *path, int flags)
+{
+	struct open_how how = {.flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS};
+
+	return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+}
+
 int cgroup_remove_base(const char *path, int timeout_ms)
 {
-	const char *name = strrchr(path, '/');
+	char parent[CGROUP_PATH_MAX];
+	const char *slash = strrchr(path, '/');
 	struct statfs sf;
 	struct dirent *de;
-	int fd, w, e = 0;
+	int pfd, fd, dfd, w, e = 0;
 	DIR *d;
 
-	if (!name || !is_base_name(name + 1)) {
+	if (path[0] != '/' || !slash || !is_base_name(slash + 1) || (size_t)(slash - path) >= sizeof(parent)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (statfs(path, &sf) < 0)
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	/* Through no symbolic link, on a cgroup2 file system, and from here on by descriptors only. */
+	if ((pfd = open_no_symlinks(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (sf.f_type != CGROUP2_SUPER_MAGIC) {
+	if (fstatfs(pfd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
+		close(pfd);
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		return errno == ENOENT ? 0 : -1;
+	if ((fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		e = errno;
+		close(pfd);
+		errno = e;
+		return e == ENOENT ? 0 : -1;
+	}
 	if (cgroup_kill(fd) < 0 || (w = cgroup_wait_empty(fd, timeout_ms)) < 0)
 		e = errno;
 	else if (w == 0)
 		e = EBUSY;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
+	/* The runs' groups (objects cannot make groups below theirs: the directories are root's). */
+	if ((dfd = dup(fd)) >= 0 && (d = fdopendir(dfd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+			    unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && !e)
+				e = errno;
+		closedir(d);
+	} else if (dfd >= 0) {
+		close(dfd);
 	}
-	while ((de = readdir(d)) != NULL)
-		if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && !e)
-			e = errno;
-	closedir(d);
-	if (rmdir(path) == 0 || errno == ENOENT)
-		return 0;
-	errno = e ? e : errno;
-	return -1;
+	close(fd);
+	if (unlinkat(pfd, slash + 1, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		e = 0;
+	else if (!e)
+		e = errno;
+	close(pfd);
+	errno = e;
+	return e ? -1 : 0;
 }
 
 /* Undoes the octal escapes (\040 and the like) of a mountinfo field, in place. */
@@ -349,22 +372,35 @@ static int probe(const char *base)
 	return e ? -1 : !must_enter;
 }
 
-int cgroup_agent_base(const char *work_dir, char *out, size_t len, int *fast, char *why, size_t whylen)
+int cgroup_base_name(const char *work_dir, char *out, size_t len)
 {
-	char real[PATH_MAX], own[CGROUP_PATH_MAX], dir[CGROUP_PATH_MAX], kill_file[CGROUP_PATH_MAX + 16];
+	char real[PATH_MAX];
 	uint64_t h = UINT64_C(14695981039346656037);
-	int made, r;
 
 	if (!realpath(work_dir, real))
-		return say(why, whylen, errno, "cannot resolve '%s'", work_dir);
+		return -1;
 	/* FNV-1a: a name of its own for each work directory, the same at every start. */
 	for (const char *p = real; *p; p++)
 		h = (h ^ (unsigned char)*p) * UINT64_C(1099511628211);
+	if ((size_t)snprintf(out, len, "dispatch-agent.%016llx", (unsigned long long)h) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int cgroup_agent_base(const char *work_dir, char *out, size_t len, int *fast, char *why, size_t whylen)
+{
+	char name[64], own[CGROUP_PATH_MAX], dir[CGROUP_PATH_MAX], kill_file[CGROUP_PATH_MAX + 16];
+	int made, r;
+
+	if (cgroup_base_name(work_dir, name, sizeof(name)) < 0)
+		return say(why, whylen, errno, "cannot resolve '%s'", work_dir);
 	if (own_group(own, sizeof(own)) < 0)
 		return say(why, whylen, 0, "no cgroup v2 group in /proc/self/cgroup");
 	if (group_dir(own, dir, sizeof(dir)) < 0)
 		return say(why, whylen, 0, "no cgroup2 mount shows the group '%s'", own);
-	if ((size_t)snprintf(out, len, "%s/dispatch-agent.%016llx", dir, (unsigned long long)h) >= len)
+	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
 		return say(why, whylen, 0, "the group's path is too long");
 	made = mkdir(out, 0755) == 0;
 	if (!made && errno != EEXIST)

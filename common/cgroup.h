@@ -89,11 +89,16 @@ int cgroup_wait_empty(int dirfd, int timeout_ms);
  */
 int cgroup_remove(const char *path, int timeout_ms);
 
+/* BASE's last component for work_dir: "dispatch-agent.<16 hex digits>". 0, or -1 (errno). */
+int cgroup_base_name(const char *work_dir, char *out, size_t len);
+
 /*
  * The same for an agent's BASE: every process in it and its runs' groups is
  * killed (cgroup.kill takes the subtree), then the runs' groups and BASE
- * are removed. Refuses (EINVAL) a path that is not a directory named
- * dispatch-agent.<16 hex digits> on a cgroup2 file system. Not for
+ * are removed. Refuses (EINVAL) an absolute path whose last component is
+ * not dispatch-agent.<16 hex digits>, whose directory is not on a cgroup2
+ * file system, or that goes through a symbolic link (openat2()
+ * RESOLVE_NO_SYMLINKS; after that only descriptors are used). Not for
  * dispatch-run (it allocates).
  */
 int cgroup_remove_base(const char *path, int timeout_ms);

@@ -2,9 +2,12 @@
 #include "api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bundle.h"
 #include "digest.h"
@@ -180,21 +183,25 @@ static void get_instance(struct core *c, struct http_req *req)
 		http_reply_json(req, 200, instance_json(c, row, 1));
 }
 
-/* The log from byte ?offset=N on (0: all of it; past its end: nothing). The file only grows. */
+/* The log from byte ?offset=N on (0: all of it; past its end: nothing), at most LOG_REPLY_MAX of it. */
+#define LOG_REPLY_MAX (2u << 20)
+
 static void get_logs(struct core *c, struct http_req *req)
 {
-	struct buf b = BUF_INIT(2u << 20);
 	const char *offset_s = http_query(req, "offset");
 	unsigned long long offset = 0;
-	char name[64], *end = NULL;
+	char name[64], *end = NULL, *text = NULL;
+	ssize_t n = 0;
+	struct stat st;
 	int64_t id;
 	json_t *row;
 	char *path;
+	int fd;
 
 	if (offset_s) {
 		errno = 0;
 		offset = strtoull(offset_s, &end, 10);
-		if (!*offset_s || *end || *offset_s == '-' || errno) {
+		if (*offset_s < '0' || *offset_s > '9' || *end || errno) {
 			http_reply_error(req, 400, "query: \"offset\" must be a number of bytes");
 			return;
 		}
@@ -204,12 +211,18 @@ static void get_logs(struct core *c, struct http_req *req)
 	json_decref(row);
 	snprintf(name, sizeof(name), "i-%lld.log", (long long)id);
 	path = fs_join(c->logs_dir, name);
-	if (path)
-		fs_read_file(&b, path, 2u << 20);
-	if (offset > b.len)
-		offset = b.len;
-	http_reply_text(req, 200, buf_str(&b) + offset, b.len - (size_t)offset);
-	buf_release(&b);
+	/* The file only grows: read what lies past the offset, not all of it at each poll. */
+	fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd >= 0 && fstat(fd, &st) == 0 && (unsigned long long)st.st_size > offset) {
+		size_t want = (unsigned long long)st.st_size - offset < LOG_REPLY_MAX ?
+				      (size_t)((unsigned long long)st.st_size - offset) : LOG_REPLY_MAX;
+		if ((text = malloc(want)) != NULL && (n = pread(fd, text, want, (off_t)offset)) < 0)
+			n = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	http_reply_text(req, 200, text ? text : "", (size_t)n);
+	free(text);
 	free(path);
 }
 

@@ -134,7 +134,7 @@ def main():
                      "/v1/instances/j-1", "/v1/instances/i-42/logs", "/v1/instances/i-42/result"]:
             check("unknown id", c, "GET", path, 404, token=op)
         check("cancel unknown job", c, "POST", "/v1/jobs/j-77/cancel", 404, token=op)
-        for bad in ["-1", "abc", "1x", "", "99999999999999999999999"]:
+        for bad in ["-1", "abc", "1x", "", "99999999999999999999999", "+1", "%20-1", "%201"]:
             check("logs: bad offset %r" % bad, c, "GET", "/v1/instances/i-1/logs?offset=" + bad, 400, token=op)
         check("unknown blob", c, "GET", "/v1/blobs/" + "a" * 64, 404, token=op)
         check("blob name not a digest", c, "GET", "/v1/blobs/..%2F..%2Fetc%2Fpasswd", 404, token=op)

@@ -68,6 +68,44 @@ check "primes results agree across ISAs" "$(awk '$2 == "primes" {print $10}' "$C
 check "primes ran on several ISAs" "$([ "$(awk '$2 == "primes" {print $4}' "$CW/report.txt" | sort -u | wc -l)" -ge 2 ] && echo yes)" yes
 check "logs --follow of a finished instance prints its whole log and returns" \
 	"$(cluster_cli logs --follow i-1 2>/dev/null | cmp - "$CW/i-1.log" && echo same)" same
+# A follow from the start of an object that writes for 3 s (the agent relays every 2 s: several
+# pieces, read at growing offsets) ends when it is done, with all of it, once each.
+cat >"$CW/ticker.json" <<JSON
+{"manifest": 1, "name": "ticker", "objects": [{"name": "ticker", "source": {"path": "$here/ticker"},
+  "build": {"recipe": "c", "sources": ["ticker.c"]}, "instances": 1}]}
+JSON
+tinst=$(cluster_cli submit "$CW/ticker.json" --json | jq_ 'd["instances"][0]')
+cluster_cli logs --follow --timeout 120 "$tinst" >"$CW/ticker.follow" 2>"$CW/ticker.err" || cluster_fail "follow failed: $(cat "$CW/ticker.err")"
+cluster_cli logs "$tinst" >"$CW/ticker.log"
+# (Under qemu-user dispatch-run notes first that there is no seccomp filter.)
+check "logs --follow of a writing object: all 150 lines, in order, the same as 'dispatch logs' after" \
+	"$(grep -v '^dispatch-run: ' "$CW/ticker.follow" | cmp - <(seq 150 | sed 's/^/tick /') &&
+		cmp "$CW/ticker.follow" "$CW/ticker.log" && echo same)" same
+check "... it saw the instance run and end (stderr)" "$(grep -c 'running on\|done' "$CW/ticker.err")" 2
+# A cancel decided while the instance's agent is slow (stopped for 2 s): the follow waits for the
+# agent's report of the end, which brings the last of the log, instead of ending at the cancel.
+cat >"$CW/ticker-long.json" <<JSON
+{"manifest": 1, "name": "ticker-long", "objects": [{"name": "ticker", "source": {"path": "$here/ticker"},
+  "build": {"recipe": "c", "sources": ["ticker.c"]}, "args": ["100000"], "instances": 1}]}
+JSON
+cluster_cli submit "$CW/ticker-long.json" --json >"$CW/ticker-long.out"
+linst=$(jq_ 'd["instances"][0]' <"$CW/ticker-long.out")
+wait_for "$linst" 'd["state"] == "running"' 60
+lnode=$(api GET "/v1/instances/$linst" | jq_ 'd["node"]')
+lname=$(cluster_cli nodes --json | jq_ "[n['name'] for n in d['nodes'] if n['id'] == '$lnode'][0]")
+lagent=$(cat "$CW/agent-${lname#node-}.pid")
+sleep 2.5 # a relay or two
+cluster_cli logs --follow --timeout 120 "$linst" >"$CW/long.follow" 2>/dev/null &
+lfollow=$!
+sleep 1
+kill -STOP "$lagent"
+cluster_cli cancel "$(jq_ 'd["job"]' <"$CW/ticker-long.out")" >/dev/null
+sleep 2
+kill -CONT "$lagent"
+wait "$lfollow" || true
+cluster_cli logs "$linst" >"$CW/long.log"
+check "logs --follow across a cancel the agent reports late: all of the log, as 'dispatch logs' has it" \
+	"$(cmp "$CW/long.follow" "$CW/long.log" && echo same) $(grep -c '^tick ' "$CW/long.follow" | awk '{ print ($1 > 150) }')" "same 1"
 
 # Every agent executed only binaries of its own ISA: the artifacts in its cache
 # say so in their meta.json, and their ELF headers agree.

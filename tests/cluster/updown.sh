@@ -30,12 +30,42 @@ for _ in $(seq 240); do
 	sleep 0.25
 done
 [ -n "$pid" ] || cluster_fail "the object never reported its stray"
+if [ ! -f "$D/agent-native/cgroup" ]; then
+	echo "SKIP: the agent made no control groups here: $(grep -h 'control group' "$D"/agent-*.log)"
+	exit 77
+fi
 group=$(cat "$D/agent-native/cgroup")
 check "the stray runs out of the cluster's directory, in its run's group below the agent's" \
 	"$(readlink "/proc/$pid/cwd") $(grep -c "^0::.*/$(basename "$group")/i-1-1\$" "/proc/$pid/cgroup")" "/ 1"
 
-timeout 60 "$dispatch" down --dir "$D" >"$W/down.out" 2>&1 || { cat "$W/down.out"; cluster_fail "dispatch down failed"; }
 dead() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# `down` acts only on what is the caller's and named as an agent there names
+# it: a cluster directory others can write is refused, and a WORK/cgroup
+# naming another group (here a decoy with a process in it, named like an
+# agent's) is ignored.
+chmod 777 "$D"
+check "dispatch down refuses a cluster directory others can write" \
+	"$(timeout 60 "$dispatch" down --dir "$D" 2>&1 >/dev/null | grep -c 'refusing to stop'; echo "rc ${PIPESTATUS[0]}")" "1
+rc 1"
+chmod 755 "$D"
+cg_root=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+	/proc/self/mountinfo)
+decoy="$cg_root$(sed -n 's/^0:://p' /proc/self/cgroup | sed 's|/$||')/dispatch-agent.0123456789abcdef"
+mkdir "$decoy"
+sleep 300 &
+decoy_pid=$!
+echo "$decoy_pid" >"$decoy/cgroup.procs"
+trap 'kill $decoy_pid 2>/dev/null; sleep 0.1; rmdir "$decoy" 2>/dev/null; timeout 60 "$dispatch" down --dir "$D" >/dev/null 2>&1 || true; [ -n "${KEEP_CLUSTER:-}" ] || rm -rf "$W"' EXIT
+cp "$D/agent-native/cgroup" "$W/cgroup.saved"
+echo "$decoy" >"$D/agent-native/cgroup"
+timeout 60 "$dispatch" down --dir "$D" >"$W/down1.out" 2>&1 || { cat "$W/down1.out"; cluster_fail "dispatch down failed"; }
+check "dispatch down ignores a WORK/cgroup naming a group that is not its agent's" \
+	"$(grep -c "is not the control group of an agent on" "$W/down1.out") $(dead "$decoy_pid" && echo killed || echo alive)" "1 alive"
+check "... so the detached process lives on in the agent's real group" "$(dead "$pid" && echo dead || echo alive)" alive
+cp "$W/cgroup.saved" "$D/agent-native/cgroup"
+
+timeout 60 "$dispatch" down --dir "$D" >"$W/down.out" 2>&1 || { cat "$W/down.out"; cluster_fail "dispatch down failed"; }
 for _ in $(seq 20); do dead "$pid" && break; sleep 0.1; done
 check "dispatch down: the detached process is gone" "$(dead "$pid" && echo yes)" yes
 left=0
