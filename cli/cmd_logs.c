@@ -1,4 +1,5 @@
 /* cmd_logs.c - `dispatch logs`: what an instance wrote, and with --follow what it writes. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,14 +26,20 @@ static const char usage[] =
 	"                 no limit (Ctrl-C ends it, exit 0)\n"
 	"\n" CLI_REMOTE_HELP;
 
-/* Writes what the dispatcher has of the log past *offset to stdout and moves *offset on. */
-static int print_new(client *c, const char *id, size_t *offset)
+/*
+ * Writes what the dispatcher has of the log past *offset to stdout and moves
+ * *offset on. *interrupted: the write was cut short by a signal (Ctrl-C
+ * while stdout was blocked, e.g. a pager), not a failure of its own.
+ */
+static int print_new(client *c, const char *id, size_t *offset, int *interrupted)
 {
 	struct buf text = BUF_INIT(LOGS_MAX);
 	int r = client_get_text(&text, c, "/v1/instances/%s/logs?offset=%zu", id, *offset);
 
-	if (r == 0 && text.len && (fwrite(buf_str(&text), 1, text.len, stdout) != text.len || fflush(stdout) != 0))
+	if (r == 0 && text.len && (fwrite(buf_str(&text), 1, text.len, stdout) != text.len || fflush(stdout) != 0)) {
+		*interrupted = errno == EINTR;
 		r = err_set(ERR_IO, "cannot write the log to standard output");
+	}
 	if (r == 0)
 		*offset += text.len;
 	buf_release(&text);
@@ -46,7 +53,8 @@ struct follow_logs {
 	client *c;
 	const char *id;
 	size_t offset;
-	int failed;	    /* the log could not be written: the follow ends with that error */
+	int failed;	    /* the log could not be read or written: the follow ends with that error */
+	int interrupted;    /* a write was cut short by Ctrl-C: the follow ends quietly */
 	double cancelled_at; /* when the follow saw the instance cancelled, 0: not yet */
 };
 
@@ -84,12 +92,12 @@ static int logs_check(const json_t *inst, void *arg)
 {
 	struct follow_logs *f = arg;
 	const char *state = cli_jstr(inst, "state", "");
-	int r = print_new(f->c, f->id, &f->offset);
+	int r = print_new(f->c, f->id, &f->offset, &f->interrupted);
 
 	if (r == ERR_NET)
 		return 0; /* the dispatcher is away a moment: follow_instance() rides that out */
 	if (r < 0) {
-		f->failed = 1;
+		f->failed = !f->interrupted;
 		return r;
 	}
 	if (!strcmp(state, "cancelled"))
@@ -143,7 +151,7 @@ int cmd_logs(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (!follow)
-		r = print_new(f.c, f.id, &f.offset);
+		r = print_new(f.c, f.id, &f.offset, &f.interrupted);
 	else if ((r = follow_instance(&inst, f.c, f.id, (double)timeout_s, logs_check, &f)) == ERR_IO && !f.failed)
 		r = 0; /* Ctrl-C or SIGTERM: the way out of a follow */
 	if (r < 0) {

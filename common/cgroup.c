@@ -115,7 +115,7 @@ static int is_empty(int fd)
 
 int cgroup_wait_empty(int dirfd, int timeout_ms)
 {
-	int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC), r, e;
+	int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r, e;
 	int64_t end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	if (fd < 0)
