@@ -243,9 +243,10 @@ static void remove_dir(run *r)
 
 /*
  * Removes the control group of the run named name, should it still be there
- * (cgroup.h), unless a run of that name is live: 0, or -1 when processes
- * are still in it a moment after the kill (said unless they are just slow to
- * die, EBUSY: then the caller tries again later).
+ * (cgroup.h): 0; 1 when a run of that name is live (its group is left
+ * alone); -1 when processes are still in it a moment after the kill (said
+ * unless they are just slow to die, EBUSY: then the caller tries again
+ * later).
  */
 static int remove_group(const struct run_config *cfg, const char *name, int wait_ms)
 {
@@ -255,7 +256,7 @@ static int remove_group(const struct run_config *cfg, const char *name, int wait
 					 sizeof(path))
 		return 0;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/inst/%s", cfg->work_dir, name) >= sizeof(dir) || fs_exists(dir))
-		return 0;
+		return 1;
 	if (cgroup_remove(path, wait_ms) == 0)
 		return 0;
 	if (errno != EBUSY)
@@ -287,9 +288,9 @@ int run_sweep(const struct run_config *cfg, int max)
 		}
 		/*
 		 * Its supervisor removed the group; one killed with -9 could not. The directory stays
-		 * while the group does, so that a later sweep tries again.
+		 * while the group does, so that a later sweep tries again (a short wait: this runs on
+		 * the agent's loop).
 		 */
-		/* A short wait: this runs on the agent's loop. */
 		if (remove_group(cfg, de->d_name + strlen(GONE_PREFIX), 20) < 0)
 			break;
 		/*
@@ -311,22 +312,20 @@ int run_sweep(const struct run_config *cfg, int max)
 
 void run_sweep_groups(const struct run_config *cfg)
 {
-	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
+	int r;
 
 	if (!cfg->cgroup_base || !(d = opendir(cfg->cgroup_base)))
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || (r = remove_group(cfg, de->d_name, 1000)) > 0)
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/inst/%s", cfg->work_dir, de->d_name) < sizeof(path) &&
-		    !fs_exists(path)) {
-			log_info("removing the control group of run '%s', which is gone", de->d_name);
-			if (remove_group(cfg, de->d_name, 1000) < 0)
-				log_warn("the control group of run '%s' is not empty yet: the next start tries again",
-					 de->d_name);
-		}
+		if (r == 0)
+			log_info("removed the control group of run '%s', which is gone", de->d_name);
+		else
+			log_warn("the control group of run '%s' is not empty yet: the next start tries again",
+				 de->d_name);
 	}
 	closedir(d);
 }

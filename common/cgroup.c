@@ -5,16 +5,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>   /* CGROUP2_SUPER_MAGIC */
+#include <linux/openat2.h> /* struct open_how, RESOLVE_NO_SYMLINKS */
+#include <linux/sched.h>   /* struct clone_args, CLONE_INTO_CGROUP */
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
-#include <signal.h>
-#include <linux/magic.h>   /* CGROUP2_SUPER_MAGIC */
-#include <linux/openat2.h> /* struct open_how, RESOLVE_NO_SYMLINKS */
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -138,19 +138,30 @@ int cgroup_wait_empty(int dirfd, int timeout_ms)
 	return r;
 }
 
+/* path's directory into parent (len bytes; "/" for a path right below the root): its last component, or NULL. */
+static const char *split(const char *path, char *parent, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (!slash || n >= len || !slash[1])
+		return NULL;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	if (n == 0)
+		snprintf(parent, len, "/");
+	return slash + 1;
+}
+
 /* mkdir of path's parent directory (one level): 0, also when it exists, or -1 (errno). */
 static int make_parent(const char *path)
 {
 	char parent[CGROUP_PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
 
-	if (n == 0 || n >= sizeof(parent)) {
+	if (!split(path, parent, sizeof(parent))) {
 		errno = ENOENT;
 		return -1;
 	}
-	memcpy(parent, path, n);
-	parent[n] = '\0';
 	return mkdir(parent, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
@@ -180,20 +191,57 @@ int cgroup_open_run(const char *path)
 	return -1;
 }
 
+/*
+ * The group name in the directory pfd: what is in it is killed and waited
+ * for (at most timeout_ms), then the groups below it (objects cannot make
+ * any: their directories are root's) and the group go. By descriptors only.
+ * 0 (also when there was no such group), or -1 (errno).
+ */
+static int remove_at(int pfd, const char *name, int timeout_ms)
+{
+	struct dirent *de;
+	int fd, dfd, w, e = 0;
+	DIR *d;
+
+	if ((fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (cgroup_kill(fd) < 0 || (w = cgroup_wait_empty(fd, timeout_ms)) < 0)
+		e = errno;
+	else if (w == 0)
+		e = EBUSY;
+	if ((dfd = dup(fd)) >= 0 && (d = fdopendir(dfd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+			    unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && !e)
+				e = errno;
+		closedir(d);
+	} else if (dfd >= 0) {
+		close(dfd);
+	}
+	close(fd);
+	if (unlinkat(pfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return 0;
+	errno = e ? e : errno;
+	return -1;
+}
+
 int cgroup_remove(const char *path, int timeout_ms)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW), e = 0;
+	char parent[CGROUP_PATH_MAX];
+	const char *name = split(path, parent, sizeof(parent));
+	int pfd, r, e;
 
-	if (fd < 0)
+	if (!name) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (cgroup_kill(fd) < 0 || cgroup_wait_empty(fd, timeout_ms) < 0)
-		e = errno;
-	close(fd);
-	if (rmdir(path) == 0 || errno == ENOENT)
-		return 0;
-	if (e)
-		errno = e;
-	return -1;
+	r = remove_at(pfd, name, timeout_ms);
+	e = errno;
+	close(pfd);
+	errno = e;
+	return r;
 }
 
 /* BASE's name: dispatch-agent.<16 hex digits>. */
@@ -210,65 +258,31 @@ static int is_base_name(const char *name)
 	return 1;
 }
 
-/* openat2() with RESOLVE_NO_SYMLINKS: no component of path may be a symbolic link. */
-static int open_no_symlinks(const char *path, int flags)
-{
-	struct open_how how = {.flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS};
-
-	return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
-}
-
 int cgroup_remove_base(const char *path, int timeout_ms)
 {
 	char parent[CGROUP_PATH_MAX];
-	const char *slash = strrchr(path, '/');
+	const char *name = path[0] == '/' ? split(path, parent, sizeof(parent)) : NULL;
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
 	struct statfs sf;
-	struct dirent *de;
-	int pfd, fd, dfd, w, e = 0;
-	DIR *d;
+	int pfd, r, e;
 
-	if (path[0] != '/' || !slash || !is_base_name(slash + 1) || (size_t)(slash - path) >= sizeof(parent)) {
+	if (!name || !is_base_name(name)) {
 		errno = EINVAL;
 		return -1;
 	}
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	/* Through no symbolic link, on a cgroup2 file system, and from here on by descriptors only. */
-	if ((pfd = open_no_symlinks(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	/* Through no symbolic link, on a cgroup2 file system, and from there on by descriptors only. */
+	if ((pfd = (int)syscall(SYS_openat2, AT_FDCWD, parent, &how, sizeof(how))) < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (fstatfs(pfd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
 		close(pfd);
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		e = errno;
-		close(pfd);
-		errno = e;
-		return e == ENOENT ? 0 : -1;
-	}
-	if (cgroup_kill(fd) < 0 || (w = cgroup_wait_empty(fd, timeout_ms)) < 0)
-		e = errno;
-	else if (w == 0)
-		e = EBUSY;
-	/* The runs' groups (objects cannot make groups below theirs: the directories are root's). */
-	if ((dfd = dup(fd)) >= 0 && (d = fdopendir(dfd)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-			    unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && !e)
-				e = errno;
-		closedir(d);
-	} else if (dfd >= 0) {
-		close(dfd);
-	}
-	close(fd);
-	if (unlinkat(pfd, slash + 1, AT_REMOVEDIR) == 0 || errno == ENOENT)
-		e = 0;
-	else if (!e)
-		e = errno;
+	r = remove_at(pfd, name, timeout_ms);
+	e = errno;
 	close(pfd);
 	errno = e;
-	return e ? -1 : 0;
+	return r;
 }
 
 /* Undoes the octal escapes (\040 and the like) of a mountinfo field, in place. */

@@ -41,8 +41,8 @@
  * without the right to make groups, runs are contained by their process
  * group alone, as before; the agent says so when it starts.
  *
- * Libc only; what dispatch-run uses (all but cgroup_agent_base()) does not
- * allocate.
+ * Libc only; what dispatch-run uses (cgroup_open_run(), cgroup_fork(),
+ * cgroup_enter(), cgroup_kill(), cgroup_wait_empty()) does not allocate.
  */
 
 #define CGROUP_PATH_MAX 4096
@@ -84,8 +84,10 @@ int cgroup_kill(int dirfd);
 int cgroup_wait_empty(int dirfd, int timeout_ms);
 
 /*
- * Kills what is left in the group at path, waits at most timeout_ms for it
- * to go and removes the group: 0 (also when there was none), -1 (errno).
+ * Kills what is left in the group at path (and below it), waits at most
+ * timeout_ms for it to go and removes the group: 0 (also when there was
+ * none), -1 (errno; EBUSY: processes are still in it). Not for dispatch-run
+ * (it allocates).
  */
 int cgroup_remove(const char *path, int timeout_ms);
 
@@ -93,9 +95,9 @@ int cgroup_remove(const char *path, int timeout_ms);
 int cgroup_base_name(const char *work_dir, char *out, size_t len);
 
 /*
- * The same for an agent's BASE: every process in it and its runs' groups is
- * killed (cgroup.kill takes the subtree), then the runs' groups and BASE
- * are removed. Refuses (EINVAL) an absolute path whose last component is
+ * cgroup_remove() for an agent's BASE: every process in it and its runs'
+ * groups is killed (cgroup.kill takes the subtree), then the runs' groups
+ * and BASE are removed. Refuses (EINVAL) an absolute path whose last component is
  * not dispatch-agent.<16 hex digits>, whose directory is not on a cgroup2
  * file system, or that goes through a symbolic link (openat2()
  * RESOLVE_NO_SYMLINKS; after that only descriptors are used). Not for
