@@ -69,6 +69,10 @@ static void print_result(const json_t *doc)
 
 	printf("instance %s: result %.16s, written on %s\n", cli_jstr(doc, "instance", "?"),
 	       cli_jstr(doc, "digest", "-"), cli_jstr(state, "isa", "?"));
+	if (json_is_string(json_object_get(doc, "note"))) {
+		printf("  (%s: --out DIR)\n", cli_jstr(doc, "note", ""));
+		return;
+	}
 	if (!json_is_object(values) || !json_object_size(values)) {
 		printf("  (no values)\n");
 		return;

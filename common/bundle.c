@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -634,4 +635,66 @@ int bundle_extract_mem(const void *data, size_t len, const char *dest, int strip
 	/* libarchive wants a non-NULL pointer even for zero bytes. */
 	return extract_all(a, a ? archive_read_open_memory(a, len ? data : "", len) : ARCHIVE_FATAL,
 			   "(memory)", dest, strip, lim);
+}
+
+int bundle_read_entry(struct buf *out, const char *path, const char *name)
+{
+	struct archive *a = NULL;
+	struct archive_entry *e;
+	uint64_t entries = 0, skipped = 0;
+	char chunk[CHUNK_SIZE];
+	int fd, r = ERR_NOTFOUND, ar;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "cannot open archive '%s'", path);
+	if (!(a = reader_new())) {
+		r = err_set(ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (archive_read_open_fd(a, fd, CHUNK_SIZE) != ARCHIVE_OK) {
+		r = read_error(a, path);
+		goto out;
+	}
+	while ((ar = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
+		const char *n = archive_entry_pathname(e);
+		la_ssize_t got;
+
+		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+			r = read_error(a, path);
+			goto out;
+		}
+		if (++entries > DEFAULT_MAX_ENTRIES) {
+			r = err_set(ERR_LIMIT, "archive '%s': more than %llu entries", path,
+				    (unsigned long long)DEFAULT_MAX_ENTRIES);
+			goto out;
+		}
+		while (n && n[0] == '.' && n[1] == '/')
+			n += 2;
+		if (!n || strcmp(n, name) != 0 || archive_entry_filetype(e) != AE_IFREG) {
+			/* Skipping decompresses: bounded like an extraction. */
+			if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0)
+				skipped += (uint64_t)archive_entry_size(e);
+			if (skipped > DEFAULT_MAX_TOTAL) {
+				r = err_set(ERR_LIMIT, "archive '%s': more than %llu bytes before '%s'", path,
+					    (unsigned long long)DEFAULT_MAX_TOTAL, name);
+				goto out;
+			}
+			continue;
+		}
+		buf_reset(out);
+		while ((got = archive_read_data(a, chunk, sizeof(chunk))) > 0)
+			if ((r = buf_append(out, chunk, (size_t)got)) < 0) {
+				err_prefix(r, "archive '%s': entry '%s'", path, name);
+				goto out;
+			}
+		r = got < 0 ? read_error(a, path) : 0;
+		goto out;
+	}
+	r = err_set(ERR_NOTFOUND, "archive '%s' has no '%s'", path, name);
+out:
+	if (a)
+		archive_read_free(a);
+	close(fd);
+	return r;
 }

@@ -49,4 +49,14 @@ int bundle_extract_file(const char *path, const char *dest, int strip,
 int bundle_extract_mem(const void *data, size_t len, const char *dest, int strip,
 		       const struct bundle_limits *lim);
 
+/*
+ * Reads the regular file name ("state.json"; a leading "./" in the archive
+ * is ignored) of the archive at path into out, whose cap bounds it
+ * (ERR_LIMIT past it), without writing anything to disk. ERR_NOTFOUND when
+ * the archive has no such entry. Entries before it are skipped, which
+ * decompresses them: at most the default limits' entries and bytes.
+ */
+struct buf;
+int bundle_read_entry(struct buf *out, const char *path, const char *name);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "bundle.h"
 #include "digest.h"
 #include "error.h"
@@ -19,6 +20,8 @@
 
 #define LONG_POLL_MAX_S 60
 #define MESSAGES_PER_POLL 100
+#define RESULT_STATE_MAX (4u << 20) /* a result's state.json shown by GET .../result */
+#define RUNNING_MAX 4096	    /* runs an agent lists when it joins or heartbeats */
 
 static int parse_id(const char *s, char prefix, int64_t *out)
 {
@@ -231,6 +234,7 @@ static void get_result(struct core *c, struct http_req *req)
 	int64_t id;
 	json_t *row = load_instance(c, req, &id), *state = NULL;
 	const char *digest;
+	char note[96] = "";
 
 	if (!row)
 		return;
@@ -241,30 +245,34 @@ static void get_result(struct core *c, struct http_req *req)
 		json_decref(row);
 		return;
 	}
-	/* The bundle's state.json, read through the safe extractor; an object may finish without one. */
+	/*
+	 * The bundle's state.json alone, read in memory and bounded: a node wrote it, and a few KiB of
+	 * zstd can hold gigabytes. An object may finish without a result; a larger state.json is named,
+	 * not shown (`dispatch result --out` downloads the bundle).
+	 */
 	if (digest) {
-		char *dir = NULL, *blob = cas_path(c->blobs, digest), *file = NULL;
+		struct buf text = BUF_INIT(RESULT_STATE_MAX);
+		char *blob = cas_path(c->blobs, digest);
 		json_error_t jerr;
-		int r = !blob ? err_set(ERR_NOMEM, "out of memory") : fs_mkdtemp(&dir, cas_tmpdir(c->blobs), "result");
-		if (r == 0 && (r = bundle_extract_file(blob, dir, 0, NULL)) == 0 && !(file = fs_join(dir, "state.json")))
-			r = err_set(ERR_NOMEM, "out of memory");
-		if (r == 0 && !(state = json_load_file(file, 0, &jerr)))
+		int r = !blob ? err_set(ERR_NOMEM, "out of memory") : bundle_read_entry(&text, blob, "state.json");
+		if (r == ERR_LIMIT)
+			snprintf(note, sizeof(note), "state.json is larger than %u MiB: download the bundle",
+				 RESULT_STATE_MAX >> 20);
+		else if (r == 0 && !(state = json_loadb(text.data ? text.data : "", text.len, 0, &jerr)))
 			r = err_set(ERR_INVALID, "state.json: %s", jerr.text);
-		if (dir)
-			fs_rm_rf(dir);
-		free(dir);
+		buf_release(&text);
 		free(blob);
-		free(file);
 		/* A result that exists but cannot be read is an error, not an empty result. */
-		if (r < 0) {
+		if (r < 0 && r != ERR_LIMIT) {
 			log_warn("result of '%s' (%.12s): %s", req->args[0], digest, err_msg());
 			http_reply_error(req, 500, "cannot read the result of '%s': %s", req->args[0], err_msg());
 			json_decref(row);
 			return;
 		}
 	}
-	http_reply_json(req, 200, json_pack("{sssosO}", "instance", req->args[0], "digest",
-					    digest ? json_string(digest) : json_null(), "state", state ? state : json_null()));
+	http_reply_json(req, 200, json_pack("{sssosOso*}", "instance", req->args[0], "digest",
+					    digest ? json_string(digest) : json_null(), "state", state ? state : json_null(),
+					    "note", note[0] ? json_string(note) : NULL));
 	json_decref(state);
 	json_decref(row);
 }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,31 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 	queue(req, status, resp, "application/json");
 }
 
+/* The length of the valid UTF-8 sequence at s (as jansson checks it), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80		? 1
+		   : (s[0] & 0xe0) == 0xc0 ? 2
+		   : (s[0] & 0xf0) == 0xe0 ? 3
+		   : (s[0] & 0xf8) == 0xf0 ? 4
+					   : 0;
+	uint32_t cp;
+
+	if (n <= 1)
+		return n;
+	cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* No overlong forms, surrogates or code points past U+10FFFF. */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
 void http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...)
 {
 	char msg[1024];
@@ -204,6 +230,14 @@ void http_reply_error(struct http_req *req, unsigned status, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages quote what the client sent, maybe cut mid-character: keep the reply valid JSON. */
+	for (unsigned char *p = (unsigned char *)msg; *p;) {
+		size_t n = utf8_seq(p);
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
 	http_reply_json(req, status, json_pack("{ss}", "error", msg));
 }
 

@@ -6,7 +6,9 @@ malformed JSON, wrong types, oversized bodies, unknown ids, wrong methods and
 missing or wrong credentials to each endpoint of docs/api.md.
 """
 import http.client
+import io
 import json
+import tarfile
 import os
 import hashlib
 import shutil
@@ -134,6 +136,10 @@ def main():
                      "/v1/instances/j-1", "/v1/instances/i-42/logs", "/v1/instances/i-42/result"]:
             check("unknown id", c, "GET", path, 404, token=op)
         check("cancel unknown job", c, "POST", "/v1/jobs/j-77/cancel", 404, token=op)
+        # The message quotes the id: bytes that are not UTF-8, or a character cut at the quote's end,
+        # must still give a JSON answer (a 500 "cannot build the reply" before).
+        check("unknown id, not UTF-8", c, "GET", "/v1/jobs/%FF%FE", 404, token=op)
+        check("unknown id, cut mid-character", c, "GET", "/v1/instances/" + "a" * 63 + "%C3%A9", 404, token=op)
         for bad in ["-1", "abc", "1x", "", "99999999999999999999999", "+1", "%20-1", "%201"]:
             check("logs: bad offset %r" % bad, c, "GET", "/v1/instances/i-1/logs?offset=" + bad, 400, token=op)
         check("unknown blob", c, "GET", "/v1/blobs/" + "a" * 64, 404, token=op)
@@ -245,6 +251,32 @@ def main():
         inst = json.loads(check("instance: its checkpoint", c, "GET", "/v1/instances/i-79", 200, token=op))
         if got != bundle or inst["state_digest"] != bdigest:
             failures.append("inline bundle stored and named")
+
+        # A result's state.json is read in memory and bounded: 5 MiB that pack into a few KiB are
+        # named, not loaded (dispatchd once unpacked the whole bundle, gigabytes for a crafted one).
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        db.execute("INSERT INTO instances(id, job, object, idx, state, created, node, generation) "
+                   "VALUES(80, 77, 'o', 3, 'running', 0, ?, 1)", (int(nid.split("-")[1]),))
+        db.commit()
+        db.close()
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            big = b'{"values": {"a": [' + b"0," * (5 << 19) + b'0]}}'
+            info = tarfile.TarInfo("state.json")
+            info.size = len(big)
+            tar.addfile(info, io.BytesIO(big))
+        packed = raw.getvalue()
+        check("events: exit 0 with a state.json of 5 MiB", c, "POST", "/v1/agent/events", 200, token=node,
+              body={"instance": "i-80", "generation": 1,
+                    "events": [{"kind": "exit", "code": 0, "state": hashlib.sha256(packed).hexdigest(),
+                                "bundle": __import__("base64").b64encode(packed).decode()}]})
+        res = json.loads(check("result: a large state.json is named", c, "GET", "/v1/instances/i-80/result", 200,
+                               token=op))
+        ok = res["state"] is None and "larger than 4 MiB" in res.get("note", "") and res["digest"]
+        print("%s %-58s -> %s" % ("PASS" if ok else "FAIL", "result: state null, a note, the digest",
+                                   res.get("note")))
+        if not ok:
+            failures.append("result: a large state.json is named")
 
         # A long poll's answer is bounded in bytes, not only in count: 40 start messages of 100 KB
         # (more than an agent takes in one answer) come in several answers, none lost.
