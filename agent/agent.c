@@ -30,9 +30,10 @@
 #include "protocol.h"
 #include "run.h"
 #include "sandbox.h"
+#include "sender.h"
 #include "store.h"
 
-#define POLL_MAX 2050	 /* signalfd, wake pipe, inotify, a pidfd per run */
+#define POLL_MAX 2051	 /* signalfd, listener, sender, inotify, a pidfd per run */
 #define FLUSH_GRACE_S 10 /* after the last object stopped, for the last events */
 #define SAVE_DELAY_S 1.0 /* from a delivery to the save that keeps it from being sent again */
 
@@ -43,6 +44,9 @@ struct agent {
 	struct run_config rc;
 	conn *c;
 	listener *l;
+	sender *snd;		 /* posts events and heartbeats, one request at a time */
+	struct outbox_req *req; /* the events request under way */
+	int heartbeat_out;	 /* a heartbeat is under way */
 	store *st;
 	outbox *ob;
 	instances *inst;
@@ -86,9 +90,9 @@ static unsigned heartbeat_s(const struct agent *a)
 }
 
 /*
- * What runs here, for a join: the dispatcher continues elsewhere what is not
- * listed. Runs whose exit event waits in the outbox are listed too: their
- * result is on its way.
+ * What runs here, for a join or a heartbeat: the dispatcher continues
+ * elsewhere what is not listed. Runs whose exit event waits in the outbox
+ * are listed too: their result is on its way.
  */
 static json_t *join_running(struct agent *a)
 {
@@ -172,7 +176,10 @@ static int join(struct agent *a)
 	if ((r = node_save(&a->node, a->cfg->work_dir, a->cfg->url)) < 0)
 		log_warn("%s", err_msg());
 	outbox_set_inline_max(a->ob, a->node.inline_max);
+	outbox_set_batch_max(a->ob, a->node.batch_max);
 	if (a->l && (r = listen_set_identity(a->l, a->node.token, a->node.seq)) < 0)
+		return r;
+	if (a->snd && (r = sender_set_token(a->snd, a->node.token)) < 0)
 		return r;
 	log_info("joined %s as node %s%s (%s; levels %s..%s)", a->cfg->url, a->node.id,
 		 prev[0] && strcmp(prev, a->node.id) ? " (a new identity)" : "", a->cpu.isa, a->cpu.levels[0],
@@ -205,17 +212,32 @@ static void on_stale(void *ud, const char *instance, uint64_t generation)
 	instances_drop(((struct agent *)ud)->inst, instance, generation);
 }
 
+/*
+ * Through the sender too: its connection is then the one that stays open
+ * besides the long poll's (the loop's own serves the rare blob transfers).
+ */
 static void heartbeat(struct agent *a, double now)
 {
 	json_t *body;
-	int r;
+	char *text = NULL;
 
 	a->next_heartbeat = now + heartbeat_s(a);
 	if (cpu_load(&a->cpu.load) < 0)
 		a->cpu.load = 0;
-	body = json_pack("{sfso}", "load", a->cpu.load, "running", instances_running(a->inst));
-	r = body ? conn_request(a->c, NULL, "POST", "/v1/agent/heartbeat", body) : ERR_NOMEM;
+	/* Its runs and the exits on their way: what the dispatcher placed here and does not find is lost. */
+	body = json_pack("{sfso}", "load", a->cpu.load, "running", join_running(a));
+	if (!body || !(text = json_dumps(body, JSON_COMPACT)))
+		log_warn("heartbeat: out of memory");
+	else if (sender_post(a->snd, "/v1/agent/heartbeat", text) < 0)
+		log_warn("heartbeat: %s", err_msg());
+	else
+		a->heartbeat_out = 1;
+	free(text);
 	json_decref(body);
+}
+
+static void heartbeat_done(struct agent *a, int r)
+{
 	if (r == 0)
 		listen_nudge(a->l);
 	else if (r == ERR_AUTH)
@@ -224,13 +246,13 @@ static void heartbeat(struct agent *a, double now)
 		log_warn("heartbeat: %s", err_msg());
 }
 
-static void flush(struct agent *a, double now)
+/* What an events request's outcome means for the next one. */
+static void events_done(struct agent *a, double now, int r)
 {
-	int r = outbox_flush(a->ob, a->c, on_stale, a);
-
-	if (r == 0) {
+	if (r != ERR_NET && r != ERR_AUTH && r != ERR_NOMEM) {
 		conn_backoff_reset(&a->flush_backoff);
 		listen_nudge(a->l);
+		a->next_flush = now; /* what was queued meanwhile goes next */
 		return;
 	}
 	if (r == ERR_AUTH)
@@ -238,6 +260,50 @@ static void flush(struct agent *a, double now)
 	else if (r != ERR_NET)
 		log_warn("%s", err_msg());
 	a->next_flush = now + conn_backoff_next(&a->flush_backoff) / 1000.0;
+}
+
+/* Hands the head of the outbox to the sender: the loop goes on while the dispatcher commits it. */
+static void send_events(struct agent *a, double now)
+{
+	struct outbox_req *q = NULL;
+	int r = outbox_take(a->ob, a->c, &q);
+
+	if (r < 0 || !q) {
+		if (r < 0)
+			events_done(a, now, r);
+		return;
+	}
+	if (!outbox_req_body(q)) {
+		outbox_settle(a->ob, q, 0, NULL, on_stale, a); /* nothing worth sending after all */
+		return;
+	}
+	if ((r = sender_post(a->snd, "/v1/agent/events", outbox_req_body(q))) < 0) {
+		log_warn("%s", err_msg());
+		outbox_settle(a->ob, q, ERR_NOMEM, NULL, NULL, NULL); /* kept for the next attempt */
+		events_done(a, now, ERR_NOMEM);
+		return;
+	}
+	a->req = q;
+}
+
+static void sender_answered(struct agent *a, double now)
+{
+	json_t *resp = NULL;
+	int r = sender_take(a->snd, &resp);
+
+	if (r == 1) {
+		json_decref(resp);
+		return;
+	}
+	if (a->heartbeat_out) {
+		a->heartbeat_out = 0;
+		heartbeat_done(a, r);
+	} else if (a->req) {
+		outbox_settle(a->ob, a->req, r, resp, on_stale, a);
+		a->req = NULL;
+		events_done(a, now, r);
+	}
+	json_decref(resp);
 }
 
 static void rejoin(struct agent *a, double now)
@@ -348,12 +414,14 @@ static int loop(struct agent *a)
 {
 	for (;;) {
 		double now = run_now(), next;
-		size_t n = 2;
-		int timeout;
+		size_t n = 3;
+		int timeout, busy = a->req || a->heartbeat_out; /* the sender: what waits for it waits for its pipe */
 
-		next = run_earliest(instances_tick(a->inst, now), a->next_heartbeat);
+		next = instances_tick(a->inst, now);
+		if (!busy)
+			next = run_earliest(next, a->next_heartbeat);
 		next = run_earliest(next, a->save_at);
-		if (outbox_len(a->ob))
+		if (outbox_sendable(a->ob) && !busy)
 			next = run_earliest(next, a->next_flush);
 		if (a->need_rejoin)
 			next = run_earliest(next, a->next_rejoin);
@@ -366,7 +434,8 @@ static int loop(struct agent *a)
 		}
 		a->fds[0] = (struct pollfd){.fd = a->sigfd, .events = POLLIN};
 		a->fds[1] = (struct pollfd){.fd = listen_fd(a->l), .events = POLLIN};
-		n += instances_pollfds(a->inst, a->fds + 2, POLL_MAX - 2);
+		a->fds[2] = (struct pollfd){.fd = sender_fd(a->snd), .events = POLLIN};
+		n += instances_pollfds(a->inst, a->fds + 3, POLL_MAX - 3);
 		timeout = next <= now ? 0 : (int)((next - now) * 1000) + 1;
 		if (poll(a->fds, n, timeout) < 0 && errno != EINTR)
 			return err_errno(ERR_IO, errno, "poll");
@@ -377,9 +446,11 @@ static int loop(struct agent *a)
 			return 0;
 		if (a->fds[1].revents)
 			handle_messages(a, now);
-		instances_ready(a->inst, a->fds + 2, n - 2);
+		if (a->fds[2].revents)
+			sender_answered(a, now);
+		instances_ready(a->inst, a->fds + 3, n - 3);
 		/* While the listener cannot reach the dispatcher a heartbeat would only time out. */
-		if (now >= a->next_heartbeat && !a->stopping) {
+		if (now >= a->next_heartbeat && !a->stopping && !a->req && !a->heartbeat_out) {
 			if (listen_online(a->l))
 				heartbeat(a, now);
 			else
@@ -387,8 +458,8 @@ static int loop(struct agent *a)
 		}
 		if (a->need_rejoin)
 			rejoin(a, now);
-		if (outbox_len(a->ob) && now >= a->next_flush && !a->need_rejoin)
-			flush(a, now);
+		if (outbox_sendable(a->ob) && !a->req && !a->heartbeat_out && now >= a->next_flush && !a->need_rejoin)
+			send_events(a, now);
 		save_if_needed(a, run_now());
 	}
 }
@@ -593,12 +664,21 @@ int agent_main(const struct agent_config *cfg)
 		goto out;
 	r = listen_start(&a->l, lc, a->node.seq, cfg->wait_s);
 	lc = NULL; /* stolen */
+	if (r < 0 || (r = conn_new(&lc, cfg->url, cfg->ca_file)) < 0 || (r = conn_set_token(lc, a->node.token)) < 0)
+		goto out;
+	conn_set_limits(lc, 30, 1u << 20);
+	r = sender_start(&a->snd, lc);
+	lc = NULL; /* stolen */
 	if (r < 0)
 		goto out;
 	r = loop(a);
 	if (r == 0)
 		log_info("stopped");
 out:
+	/* A request still under way may or may not have been committed: its events are kept and sent again. */
+	sender_stop(a->snd);
+	if (a->req)
+		outbox_settle(a->ob, a->req, ERR_NET, NULL, NULL, NULL);
 	/* Events not delivered, and where the runs that go on are, for the next start. */
 	if (a->inst && save(a, 1) == 0 && outbox_len(a->ob))
 		log_info("%zu event(s) kept for the next start in '%s'", outbox_len(a->ob), a->outbox_path);

@@ -6,11 +6,12 @@
 #include <sys/types.h>
 
 /*
- * One thread runs everything but the long poll: a poll() on a signalfd
- * (SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGCHLD), the listener's wake pipe,
- * an inotify instance for the runs' progress files and each run's pidfd,
- * with a timeout for the next heartbeat, log relay, save or retry. Idle,
- * it wakes only for heartbeats.
+ * One thread runs everything but the long poll (listen.h) and the posting
+ * of events (sender.h): a poll() on a signalfd (SIGTERM, SIGINT, SIGHUP,
+ * SIGUSR2, SIGCHLD), the listener's and the sender's wake pipes, an inotify
+ * instance for the runs' progress files and each run's pidfd, with a
+ * timeout for the next heartbeat, log relay, save or retry. Idle, it wakes
+ * only for heartbeats.
  *
  * SIGTERM (or SIGINT) stops the agent and leaves the objects running under
  * their supervisors: the next agent on the same WORK takes them over and

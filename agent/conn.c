@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #define CONNECT_TIMEOUT_S 10L
 #define BLOB_STALL_S 60L /* a blob transfer slower than 1 byte/s for this long fails */
+#define THREAD_STACK (256u << 10)
 
 struct conn {
 	char *url;
@@ -109,6 +111,24 @@ int conn_set_interruptible(conn *c)
 	if (!c->multi && !(c->multi = curl_multi_init()))
 		return err_set(ERR_NOMEM, "out of memory");
 	return 0;
+}
+
+int conn_thread_start(conn *c, pthread_t *thread, void *(*fn)(void *), void *arg, const char *what)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int r, e;
+
+	if ((r = conn_set_interruptible(c)) < 0)
+		return r;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	e = pthread_create(thread, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e ? err_errno(ERR_IO, e, "cannot start the %s thread", what) : 0;
 }
 
 void conn_interrupt(conn *c)
@@ -279,19 +299,26 @@ static int check(conn *c, CURLcode res, const struct sink *s, const char *method
 
 int conn_request(conn *c, json_t **resp, const char *method, const char *path, json_t *body)
 {
+	char *text = NULL;
+	int r;
+
+	if (body && !(text = json_dumps(body, JSON_COMPACT)))
+		return err_set(ERR_NOMEM, "out of memory");
+	r = conn_request_text(c, resp, method, path, text);
+	free(text);
+	return r;
+}
+
+int conn_request_text(conn *c, json_t **resp, const char *method, const char *path, const char *text)
+{
 	struct buf in = BUF_INIT(c->max_response);
 	struct sink s = {.buf = &in, .fd = -1, .max = c->max_response};
 	struct curl_slist *h = NULL;
 	json_error_t jerr;
 	json_t *doc = NULL;
-	char *text = NULL;
 	int r;
 
-	if (body && !(text = json_dumps(body, JSON_COMPACT))) {
-		r = err_set(ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = prepare(c, &h, path, body ? "Content-Type: application/json" : NULL)) < 0)
+	if ((r = prepare(c, &h, path, text ? "Content-Type: application/json" : NULL)) < 0)
 		goto out;
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, (long)c->timeout_s);
@@ -314,7 +341,6 @@ out:
 	json_decref(doc);
 	curl_slist_free_all(h);
 	buf_release(&in);
-	free(text);
 	return r;
 }
 

@@ -2,6 +2,7 @@
 #ifndef DISPATCH_AGENT_CONN_H
 #define DISPATCH_AGENT_CONN_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -9,10 +10,11 @@
 /*
  * A conn is one libcurl easy handle, reused for every request so that the
  * connection (and TLS session) stays open between requests. A conn is used
- * by one thread at a time; the agent has two: one for the long poll in the
- * listener thread (listen.h) and one for everything else. Every request
- * carries "Authorization: Bearer TOKEN"; redirects are not followed, so the
- * token never goes anywhere but the dispatcher's URL.
+ * by one thread at a time; the agent has three: one for the long poll in
+ * the listener thread (listen.h), one for the events in the sender thread
+ * (sender.h) and one for everything else. Every request carries
+ * "Authorization: Bearer TOKEN"; redirects are not followed, so the token
+ * never goes anywhere but the dispatcher's URL.
  *
  * Errors: ERR_NET when the dispatcher could not be reached or answered
  * 5xx (worth retrying later), ERR_AUTH for 401/403, ERR_NOTFOUND for 404,
@@ -48,6 +50,9 @@ void conn_interrupt(conn *c);
  */
 int conn_request(conn *c, json_t **resp, const char *method, const char *path, json_t *body);
 
+/* The same with a body already in JSON text (borrowed, may be NULL). */
+int conn_request_text(conn *c, json_t **resp, const char *method, const char *path, const char *body);
+
 /*
  * GET /v1/blobs/DIGEST into dest (created, mode 0600), at most max bytes,
  * hashing while writing: ERR_CORRUPT when the content does not match
@@ -57,6 +62,14 @@ int conn_download(conn *c, const char *digest, const char *dest, uint64_t max);
 
 /* PUT /v1/blobs/DIGEST with the content of path. */
 int conn_upload(conn *c, const char *digest, const char *path);
+
+/*
+ * Starts the thread fn(arg) that owns c (the listener's, the sender's): c
+ * is made interruptible (conn_interrupt() stops it), the thread gets a
+ * small stack and blocks every signal (they are the main thread's, read
+ * from its signalfd). what names it in the error.
+ */
+int conn_thread_start(conn *c, pthread_t *thread, void *(*fn)(void *), void *arg, const char *what);
 
 /* Ends a conn_sleep() early; the next ones sleep as usual. Thread-safe. */
 void conn_wakeup(conn *c);

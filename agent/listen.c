@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,6 @@
 
 #define MESSAGES_MAX_BYTES (8u << 20)
 #define QUEUE_MAX 4096 /* messages waiting for the main thread */
-#define THREAD_STACK (256u << 10)
 
 struct listener {
 	conn *c;
@@ -146,9 +144,7 @@ static void *run(void *arg)
 int listen_start(listener **out, conn *c, uint64_t after, unsigned wait_s)
 {
 	listener *l = calloc(1, sizeof(*l));
-	pthread_attr_t attr;
-	sigset_t all, old;
-	int r = 0, e;
+	int r = 0;
 
 	if (!l) {
 		conn_free(c);
@@ -171,20 +167,8 @@ int listen_start(listener **out, conn *c, uint64_t after, unsigned wait_s)
 	}
 	/* The poll may be held for wait_s: allow for it, and for a slow network on top. */
 	conn_set_limits(c, wait_s + 30, MESSAGES_MAX_BYTES);
-	if ((r = conn_set_interruptible(c)) < 0)
+	if ((r = conn_thread_start(c, &l->thread, run, l, "listener")) < 0)
 		goto out;
-	/* Signals are for the main thread (its signalfd): the listener blocks them all. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, THREAD_STACK);
-	e = pthread_create(&l->thread, &attr, run, l);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e) {
-		r = err_errno(ERR_IO, e, "cannot start the listener thread");
-		goto out;
-	}
 	l->started = 1;
 	*out = l;
 	l = NULL;

@@ -163,7 +163,7 @@ static int join_with(struct node *n, conn *c, const char *token, json_t *body)
 	char copy[NODE_TOKEN_MAX + 1];
 	const char *id, *tok;
 	double hb, ttl;
-	json_int_t inl;
+	json_int_t inl, batches;
 	int r;
 
 	if ((r = conn_set_token(c, token)) < 0 ||
@@ -174,6 +174,7 @@ static int join_with(struct node *n, conn *c, const char *token, json_t *body)
 	/* Numbers, integer or not. */
 	hb = json_number_value(json_object_get(resp, "heartbeat_s"));
 	inl = json_integer_value(json_object_get(resp, "inline_max"));
+	batches = json_integer_value(json_object_get(resp, "batch_max"));
 	ttl = json_number_value(json_object_get(resp, "ttl_s"));
 	if (!id || !proto_id_is_valid(id)) {
 		r = err_set(ERR_INVALID, "POST /v1/agent/join: the answer has no valid 'node'");
@@ -195,6 +196,8 @@ static int join_with(struct node *n, conn *c, const char *token, json_t *body)
 	n->ttl_s = ttl >= 1 && ttl <= 86400 ? (unsigned)ttl : 4 * n->heartbeat_s;
 	/* A dispatcher that does not say takes no bundle inside an event (it predates them). */
 	n->inline_max = inl > 0 ? (size_t)(inl < PROTO_INLINE_MAX ? inl : PROTO_INLINE_MAX) : 0;
+	/* Nor does it take the events of several instances in one request. */
+	n->batch_max = batches > 1 ? (unsigned)(batches < 65536 ? batches : 65536) : 0;
 	r = conn_set_token(c, n->token);
 out:
 	json_decref(resp);

@@ -29,6 +29,7 @@ struct node {
 	uint64_t seq;
 	unsigned heartbeat_s, ttl_s; /* from the join answer */
 	size_t inline_max;	     /* the largest bundle the dispatcher takes inside an event, 0: none */
+	unsigned batch_max;	     /* instance generations it takes in one events request, 0: one */
 };
 
 /* Reads WORK/node.json; ERR_NOTFOUND when there is none, or it is for another dispatcher. */

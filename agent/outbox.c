@@ -15,8 +15,10 @@
 #include "log.h"
 #include "protocol.h"
 
-#define BATCH_EVENTS 64
-#define BATCH_BYTES (768u << 10) /* dispatchd takes JSON bodies up to 1 MiB */
+#define BATCH_EVENTS 64		   /* of one instance generation in one request */
+#define REQUEST_EVENTS 256		   /* in one request */
+#define REQUEST_BATCHES 64		   /* instance generations in one request */
+#define REQUEST_BYTES (768u << 10) /* dispatchd takes JSON bodies up to 1 MiB */
 
 struct item {
 	struct item *next;
@@ -27,15 +29,18 @@ struct item {
 	size_t bytes;		       /* log text held */
 	int droppable;		       /* progress and log */
 	int progress;
-	int urgent; /* checkpoint and exit */
-	int skip;   /* not worth sending after all */
+	int urgent;   /* checkpoint and exit */
+	int skip;     /* not worth sending after all */
+	int inflight; /* in the request being sent (outbox_take()), the queue's head */
+	int gone;     /* forgotten while in flight: leaves the queue when the request is answered */
 };
 
 struct outbox {
 	store *st;
-	size_t inline_max; /* outbox_set_inline_max() */
+	size_t inline_max;  /* outbox_set_inline_max() */
+	unsigned batch_max; /* outbox_set_batch_max() */
 	struct item *head, **tail;
-	size_t n, bytes;
+	size_t n, bytes, inflight;
 	int changes; /* OUTBOX_SENT, OUTBOX_URGENT */
 };
 
@@ -86,6 +91,11 @@ size_t outbox_len(const outbox *o)
 	return o->n;
 }
 
+size_t outbox_sendable(const outbox *o)
+{
+	return o->n - o->inflight;
+}
+
 static int is_kind(json_t *ev, const char *kind)
 {
 	const char *k = json_string_value(json_object_get(ev, "kind"));
@@ -97,7 +107,7 @@ static int is_kind(json_t *ev, const char *kind)
 static int drop_one(outbox *o)
 {
 	for (struct item **l = &o->head; *l; l = &(*l)->next)
-		if ((*l)->droppable) {
+		if ((*l)->droppable && !(*l)->inflight) {
 			unlink_item(o, l);
 			return 1;
 		}
@@ -114,7 +124,8 @@ int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *eve
 	/* The newest progress replaces a queued one of the same run. */
 	if (is_kind(event, "progress"))
 		for (it = o->head; it; it = it->next)
-			if (it->progress && it->generation == generation && !strcmp(it->instance, instance)) {
+			if (it->progress && !it->inflight && it->generation == generation &&
+			    !strcmp(it->instance, instance)) {
 				json_decref(it->event);
 				it->event = event;
 				return 0;
@@ -156,16 +167,20 @@ void outbox_forget(outbox *o, const char *instance, uint64_t generation)
 	struct item **l = &o->head;
 
 	while (*l)
-		if ((*l)->generation == generation && !strcmp((*l)->instance, instance))
-			unlink_item(o, l);
-		else
+		if ((*l)->generation != generation || strcmp((*l)->instance, instance)) {
 			l = &(*l)->next;
+		} else if ((*l)->inflight) {
+			(*l)->gone = 1; /* the request that carries it still counts its items */
+			l = &(*l)->next;
+		} else {
+			unlink_item(o, l);
+		}
 }
 
 int outbox_has_exit(const outbox *o, const char *instance, uint64_t generation)
 {
 	for (const struct item *it = o->head; it; it = it->next)
-		if (it->generation == generation && !strcmp(it->instance, instance) &&
+		if (!it->gone && it->generation == generation && !strcmp(it->instance, instance) &&
 		    is_kind(it->event, "exit"))
 			return 1;
 	return 0;
@@ -176,7 +191,7 @@ json_t *outbox_exits(const outbox *o)
 	json_t *a = json_array();
 
 	for (const struct item *it = o->head; a && it; it = it->next)
-		if (is_kind(it->event, "exit"))
+		if (!it->gone && is_kind(it->event, "exit"))
 			json_array_append_new(a, json_pack("{sssI}", "instance", it->instance, "generation",
 							   (json_int_t)it->generation));
 	return a;
@@ -203,9 +218,10 @@ int outbox_save(outbox *o, const char *path, const json_t *runs, int durable)
 		return 0;
 	}
 	for (const struct item *it = o->head; all && it; it = it->next)
-		if (json_array_append_new(all, json_pack("{sssIsOss}", "instance", it->instance, "generation",
-							 (json_int_t)it->generation, "event", it->event,
-							 "blob", it->blob)) < 0) {
+		if (!it->gone &&
+		    json_array_append_new(all, json_pack("{sssIsOss}", "instance", it->instance, "generation",
+							 (json_int_t)it->generation, "event", it->event, "blob",
+							 it->blob)) < 0) {
 			json_decref(all);
 			all = NULL;
 		}
@@ -341,66 +357,208 @@ static json_t *with_bundle(outbox *o, const struct item *it, size_t *bytes)
 	return ev;
 }
 
+/* One instance generation's share of a request: its items at the head of the queue, where its answer is. */
+struct batch {
+	char instance[PROTO_ID_MAX + 1];
+	uint64_t generation;
+	size_t items; /* sent or skipped */
+	int index;    /* in the request's "batches", -1: nothing to send */
+};
+
+struct outbox_req {
+	struct batch batches[REQUEST_BATCHES];
+	size_t nb;
+	size_t items; /* in flight, at the queue's head */
+	char *body;   /* JSON text, NULL when every item was skipped */
+};
+
+/*
+ * Makes a batch ({"instance", "generation", "events"}) of the run of items
+ * from first that belong to first's instance generation: at most
+ * max_events items and, beyond the first, *room bytes (reduced by what it
+ * takes). Blobs too large to ride inside their event are uploaded here.
+ * *out is new, NULL when every item was skipped; *items counts them all.
+ * An upload's ERR_NET or ERR_AUTH ends the batch early; with no item
+ * taken it is returned.
+ */
+static int take_batch(outbox *o, conn *c, struct item *first, size_t max_events, size_t *room, json_t **out,
+		      size_t *items)
+{
+	json_t *events = json_array();
+	size_t n = 0, bytes = 0;
+	int r = 0;
+
+	*out = NULL;
+	*items = 0;
+	if (!events)
+		return err_set(ERR_NOMEM, "out of memory");
+	for (struct item *it = first; it && n < max_events && it->generation == first->generation &&
+				      !strcmp(it->instance, first->instance);
+	     it = it->next) {
+		json_t *ev = NULL;
+		size_t extra = 0;
+
+		if (n > 0 && bytes + it->bytes > *room)
+			break;
+		if (it->blob[0] && !(ev = with_bundle(o, it, &extra)) && (r = upload(o, c, it)) < 0)
+			break;
+		if (ev && n > 0 && bytes + extra > *room) {
+			json_decref(ev);
+			break;
+		}
+		if (!it->skip)
+			json_array_append(events, ev ? ev : it->event);
+		json_decref(ev);
+		bytes += it->bytes + extra + 64;
+		n++;
+	}
+	if (r < 0 && n == 0) {
+		json_decref(events);
+		return r;
+	}
+	*room = bytes < *room ? *room - bytes : 0;
+	*items = n;
+	if (json_array_size(events) == 0) {
+		json_decref(events);
+		return 0;
+	}
+	*out = json_pack("{sssIso}", "instance", first->instance, "generation", (json_int_t)first->generation,
+			 "events", events);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
+void outbox_set_batch_max(outbox *o, unsigned max)
+{
+	o->batch_max = max < REQUEST_BATCHES ? max : REQUEST_BATCHES;
+}
+
+/* What became of a batch the dispatcher answered (r: the request's outcome, resp: its answer). */
+static void settle_batch(outbox *o, const struct batch *b, int r, json_t *resp,
+			 void (*stale)(void *ud, const char *instance, uint64_t generation), void *ud)
+{
+	json_t *res = json_array_get(json_object_get(resp, "results"), (size_t)b->index);
+	json_int_t status = json_integer_value(json_object_get(res, "status"));
+	const char *why = json_string_value(json_object_get(res, "error"));
+
+	if (r == 0 && res && status != 200) {
+		r = status == 409 ? ERR_CONFLICT : ERR_INVALID;
+		err_set(r, "POST /v1/agent/events: %lld %s", (long long)status, why ? why : "(no reason given)");
+	}
+	if (r == ERR_CONFLICT) {
+		log_info("instance '%s' generation %llu is stale: %s", b->instance, (unsigned long long)b->generation,
+			 err_msg());
+		outbox_forget(o, b->instance, b->generation);
+		if (stale)
+			stale(ud, b->instance, b->generation);
+	} else if (r < 0) {
+		log_warn("instance '%s': events dropped: %s", b->instance, err_msg());
+	}
+}
+
+int outbox_take(outbox *o, conn *c, struct outbox_req **out)
+{
+	struct outbox_req *q;
+	size_t room = REQUEST_BYTES, events = REQUEST_EVENTS, max = o->batch_max ? o->batch_max : 1;
+	json_t *sent = NULL, *body = NULL;
+	struct item *it;
+	int r = 0;
+
+	*out = NULL;
+	if (o->inflight)
+		return err_set(ERR_EXISTS, "a request is under way already");
+	if (!(q = calloc(1, sizeof(*q))) || !(sent = json_array())) {
+		free(q);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	/* The queue's head, a batch per instance generation, as much as one request carries. */
+	for (it = o->head; it && q->nb < max && events > 0 && (q->nb == 0 || room >= REQUEST_BYTES / 8);) {
+		struct batch *b = &q->batches[q->nb];
+		json_t *one = NULL;
+		size_t n = 0;
+
+		if ((r = take_batch(o, c, it, events < BATCH_EVENTS ? events : BATCH_EVENTS, &room, &one, &n)) < 0)
+			break;
+		snprintf(b->instance, sizeof(b->instance), "%s", it->instance);
+		b->generation = it->generation;
+		b->items = n;
+		b->index = one ? (int)json_array_size(sent) : -1;
+		if (one && json_array_append_new(sent, one) < 0) {
+			r = err_set(ERR_NOMEM, "out of memory");
+			break;
+		}
+		q->nb++;
+		events -= n;
+		for (; n > 0; n--, it = it->next) {
+			it->inflight = 1;
+			o->inflight++;
+			q->items++;
+		}
+	}
+	if (q->nb == 0 || r == ERR_NOMEM)
+		goto out;
+	r = 0;
+	if (json_array_size(sent) > 0) {
+		body = o->batch_max ? json_pack("{sO}", "batches", sent) : json_incref(json_array_get(sent, 0));
+		if (!body || !(q->body = json_dumps(body, JSON_COMPACT)))
+			r = err_set(ERR_NOMEM, "out of memory");
+	}
+out:
+	json_decref(body);
+	json_decref(sent);
+	if (q->nb == 0 || r < 0) {
+		outbox_settle(o, q, r < 0 ? r : ERR_NOMEM, NULL, NULL, NULL);
+		return r;
+	}
+	*out = q;
+	return 0;
+}
+
+const char *outbox_req_body(const struct outbox_req *q)
+{
+	return q->body;
+}
+
+void outbox_settle(outbox *o, struct outbox_req *q, int r, json_t *resp,
+		   void (*stale)(void *ud, const char *instance, uint64_t generation), void *ud)
+{
+	int kept = r == ERR_NET || r == ERR_AUTH || r == ERR_NOMEM;
+
+	if (!q)
+		return;
+	/* Answered: everything sent leaves the queue first, then each batch's answer is acted on. */
+	for (struct item **l = &o->head; q->items > 0; q->items--) {
+		(*l)->inflight = 0;
+		o->inflight--;
+		if (kept && !(*l)->gone) {
+			l = &(*l)->next;
+			continue;
+		}
+		if (!kept)
+			o->changes |= OUTBOX_SENT | ((*l)->urgent ? OUTBOX_URGENT : 0);
+		unlink_item(o, l);
+	}
+	for (size_t i = 0; !kept && i < q->nb; i++)
+		if (q->batches[i].index >= 0)
+			settle_batch(o, &q->batches[i], r, resp, stale, ud);
+	free(q->body);
+	free(q);
+}
+
 int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instance, uint64_t generation),
 		 void *ud)
 {
 	while (o->head) {
-		struct item *first = o->head, *it;
-		char instance[PROTO_ID_MAX + 1];
-		uint64_t generation;
-		json_t *events = json_array(), *body;
-		size_t n = 0, bytes = 0;
-		int r = 0;
+		struct outbox_req *q = NULL;
+		json_t *resp = NULL;
+		int r;
 
-		if (!events)
-			return err_set(ERR_NOMEM, "out of memory");
-		for (it = first; it && n < BATCH_EVENTS && it->generation == first->generation &&
-				 !strcmp(it->instance, first->instance);
-		     it = it->next) {
-			json_t *ev = NULL;
-			size_t extra = 0;
-
-			if (n > 0 && bytes + it->bytes > BATCH_BYTES)
-				break;
-			if (it->blob[0] && !(ev = with_bundle(o, it, &extra)) && (r = upload(o, c, it)) < 0)
-				break;
-			if (ev && n > 0 && bytes + extra > BATCH_BYTES) {
-				json_decref(ev);
-				break;
-			}
-			if (!it->skip)
-				json_array_append(events, ev ? ev : it->event);
-			json_decref(ev);
-			bytes += it->bytes + extra + 64;
-			n++;
-		}
-		if (r < 0 && n == 0) {
-			json_decref(events);
+		if ((r = outbox_take(o, c, &q)) < 0)
 			return r;
-		}
-		body = json_pack("{sssIso}", "instance", first->instance, "generation",
-				 (json_int_t)first->generation, "events", events);
-		r = !body		      ? err_set(ERR_NOMEM, "out of memory")
-		    : json_array_size(events) ? conn_request(c, NULL, "POST", "/v1/agent/events", body)
-					      : 0;
-		json_decref(body);
+		r = q->body ? conn_request_text(c, o->batch_max ? &resp : NULL, "POST", "/v1/agent/events", q->body) : 0;
+		outbox_settle(o, q, r, resp, stale, ud);
+		json_decref(resp);
 		if (r == ERR_NET || r == ERR_AUTH || r == ERR_NOMEM)
 			return r;
-		snprintf(instance, sizeof(instance), "%s", first->instance);
-		generation = first->generation;
-		while (n-- > 0) {
-			o->changes |= OUTBOX_SENT | (o->head->urgent ? OUTBOX_URGENT : 0);
-			unlink_item(o, &o->head);
-		}
-		if (r == ERR_CONFLICT) {
-			log_info("instance '%s' generation %llu is stale: %s", instance,
-				 (unsigned long long)generation, err_msg());
-			outbox_forget(o, instance, generation);
-			if (stale)
-				stale(ud, instance, generation);
-		} else if (r < 0) {
-			log_warn("instance '%s': events dropped: %s", instance, err_msg());
-		}
 	}
 	return 0;
 }

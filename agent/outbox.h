@@ -32,8 +32,11 @@ void outbox_free(outbox *o);
 /* Queues an event (stolen) of an instance generation; blob (may be NULL) is uploaded first. */
 int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *event, const char *blob);
 
-/* Events queued. */
+/* Events queued, those in a request under way included. */
 size_t outbox_len(const outbox *o);
+
+/* Events queued and not in a request under way. */
+size_t outbox_sendable(const outbox *o);
 
 /* Drops every queued event of the instance generation (it was superseded). */
 void outbox_forget(outbox *o, const char *instance, uint64_t generation);
@@ -79,13 +82,47 @@ int outbox_load(outbox *o, const char *path, json_t **runs);
 void outbox_set_inline_max(outbox *o, size_t max);
 
 /*
- * Sends the queue in order through c, one POST /v1/agent/events per run of
- * events of the same instance generation. Stops at the first ERR_NET or
- * ERR_AUTH and returns it (the rest stays queued); events the dispatcher
- * refuses are dropped, and for a 409 ("stale generation") stale() is
- * called so the agent can stop that run. Returns 0 when the queue is empty.
+ * How many instance generations' events the dispatcher takes in one
+ * request ("batch_max" of the join answer); 0 (the default) or 1: one,
+ * in the single form, for a dispatcher that predates batches.
+ */
+void outbox_set_batch_max(outbox *o, unsigned max);
+
+/*
+ * Sends the queue in order through c: each POST /v1/agent/events carries
+ * the events of up to batch_max runs of the same instance generation
+ * (docs/api.md), so that what several runs queued meanwhile costs one
+ * request and one commit. Stops at the first ERR_NET or ERR_AUTH and
+ * returns it (the rest stays queued); events the dispatcher refuses are
+ * dropped, and for a 409 ("stale generation") stale() is called so the
+ * agent can stop that run. Returns 0 when the queue is empty.
  */
 int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instance, uint64_t generation),
 		 void *ud);
+
+/*
+ * The same in two steps, for a request sent by another thread while the
+ * agent goes on (sender.h); one request at a time. outbox_take() makes the
+ * next request from the head of the queue (*out, NULL when nothing is
+ * queued; ERR_EXISTS while one is under way). Its events stay queued, in
+ * flight: they are saved, coalescing and dropping pass them by, and
+ * outbox_forget() marks them instead of removing them. Bundles too large to
+ * ride inside their events are uploaded through c first; their ERR_NET or
+ * ERR_AUTH is returned when nothing could be taken.
+ */
+struct outbox_req;
+int outbox_take(outbox *o, conn *c, struct outbox_req **out);
+
+/* The request's body (JSON text, borrowed), to POST to /v1/agent/events; NULL: nothing to send. */
+const char *outbox_req_body(const struct outbox_req *q);
+
+/*
+ * Acts on the answer to q and frees it: r is the request's outcome (0 when
+ * nothing was sent) and resp (borrowed, may be NULL) its body. After
+ * ERR_NET, ERR_AUTH or ERR_NOMEM the events stay queued for the next
+ * request; otherwise they leave the queue as outbox_flush() says.
+ */
+void outbox_settle(outbox *o, struct outbox_req *q, int r, json_t *resp,
+		   void (*stale)(void *ud, const char *instance, uint64_t generation), void *ud);
 
 #endif

@@ -339,6 +339,15 @@ static void agent_join(struct core *c, struct http_req *req)
 		http_reply_error(req, 400, "body: \"running\" must be an array");
 		return;
 	}
+	if (json_array_size(running) > RUNNING_MAX) {
+		http_reply_error(req, 413, "body: \"running\" lists at most %d runs", RUNNING_MAX);
+		return;
+	}
+	/* The placement prefers the least loaded node: a node cannot bid below idle. */
+	if (load < 0 || load != load) {
+		http_reply_error(req, 400, "body: \"load\" must be a number, at least 0");
+		return;
+	}
 	levels_text = json_dumps(levels, JSON_COMPACT);
 	if (req->who == AUTH_NODE) {
 		/* A known node joining again (agent restart): same id, same token. */
@@ -348,8 +357,9 @@ static void agent_join(struct core *c, struct http_req *req)
 			  core_now(), id);
 		snprintf(id_name, sizeof(id_name), "n-%lld", (long long)id);
 		sched_reconcile(c, id, running, 1);
-		http_reply_json(req, 200, json_pack("{sssnsfsfsi}", "node", id_name, "token", "heartbeat_s",
-						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX));
+		http_reply_json(req, 200, json_pack("{sssnsfsfsisi}", "node", id_name, "token", "heartbeat_s",
+						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX,
+						    "batch_max", SCHED_BATCHES_MAX));
 		log_info("node %s ('%s', %s) joined again", id_name, name, isa);
 	} else {
 		if (core_token(token) < 0) {
@@ -367,8 +377,9 @@ static void agent_join(struct core *c, struct http_req *req)
 			return;
 		}
 		snprintf(id_name, sizeof(id_name), "n-%lld", (long long)id);
-		http_reply_json(req, 200, json_pack("{sssssfsfsi}", "node", id_name, "token", token, "heartbeat_s",
-						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX));
+		http_reply_json(req, 200, json_pack("{sssssfsfsisi}", "node", id_name, "token", token, "heartbeat_s",
+						    c->heartbeat_s, "ttl_s", c->ttl_s, "inline_max", (int)SCHED_INLINE_MAX,
+						    "batch_max", SCHED_BATCHES_MAX));
 		log_info("node %s ('%s', %s, %s) joined", id_name, name, isa, levels_text);
 	}
 	free(levels_text);
@@ -437,8 +448,13 @@ static void agent_heartbeat(struct core *c, struct http_req *req)
 	json_t *running = json_object_get(req->json, "running");
 	json_t *load = json_object_get(req->json, "load");
 
-	if ((running && !json_is_array(running)) || (load && !json_is_number(load))) {
-		http_reply_error(req, 400, "body: \"running\" must be an array and \"load\" a number");
+	if ((running && !json_is_array(running)) || (load && !json_is_number(load)) ||
+	    json_number_value(load) < 0) {
+		http_reply_error(req, 400, "body: \"running\" must be an array and \"load\" a number, at least 0");
+		return;
+	}
+	if (json_array_size(running) > RUNNING_MAX) {
+		http_reply_error(req, 413, "body: \"running\" lists at most %d runs", RUNNING_MAX);
 		return;
 	}
 	node_seen(c, req->node);
@@ -454,7 +470,17 @@ static void agent_events(struct core *c, struct http_req *req)
 	char err[300] = "";
 	unsigned status;
 
+	json_t *batches = json_object_get(req->json, "batches"), *results = NULL;
+
 	node_seen(c, req->node);
+	if (batches) {
+		status = sched_events_batches(c, req->node, batches, &results, err, sizeof(err));
+		if (status == 200)
+			http_reply_json(req, 200, json_pack("{sbso}", "ok", 1, "results", results));
+		else
+			http_reply_error(req, status, "%s", err);
+		return;
+	}
 	status = sched_events(c, req->node, req->json, err, sizeof(err));
 	if (status == 200)
 		http_reply_json(req, 200, json_pack("{sb}", "ok", 1));

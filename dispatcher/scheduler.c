@@ -14,6 +14,7 @@
 
 #define LOG_MAX (1u << 20)
 #define EXIT_CHECKPOINTED 85
+#define MOVE_COST_SAMPLE_MAX_S 60.0 /* one move's cost as the balancer learns it */
 
 int sched_send(struct core *c, int64_t node, json_t *msg)
 {
@@ -247,7 +248,8 @@ void sched_pass(struct core *c)
 		if (store_rows(c->db, &pending,
 			       "SELECT i.id, i.job, i.object, i.generation, i.fork_index, i.state_digest, i.want_node, "
 			       "       i.want_isa FROM instances i JOIN jobs j ON j.id = i.job "
-			       "WHERE i.state = 'pending' AND i.hold = 0 AND i.id > ? ORDER BY i.id LIMIT ?", "ii",
+			       "WHERE i.state = 'pending' AND i.hold = 0 AND j.state != 'cancelled' AND i.id > ? "
+			       "ORDER BY i.id LIMIT ?", "ii",
 			       last, free_slots + PENDING_BATCH) < 0 ||
 		    json_array_size(pending) == 0)
 			break;
@@ -343,6 +345,8 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 	const char *isa = json_string_value(json_object_get(inst, "isa"));
 	const char *kind = json_string_value(json_object_get(ev, "kind"));
 	const char *state = json_string_value(json_object_get(inst, "state"));
+	/* Only a run under way changes: a report that comes after a cancel or an end is heard, not acted on. */
+	int live = !strcmp(state, "starting") || !strcmp(state, "running");
 	double now = core_now();
 
 	if (!kind) {
@@ -357,7 +361,9 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 				  "WHERE id = ?", "di", now, id);
 			if (json_is_number(asked)) {
 				/* A move finished: what it cost, stop request to running again, teaches the balancer. */
+				/* Bounded: a node slow to say so must not stop all balancing. */
 				double cost = now - json_number_value(asked);
+				cost = cost < 0 ? 0 : cost > MOVE_COST_SAMPLE_MAX_S ? MOVE_COST_SAMPLE_MAX_S : cost;
 				double old = (double)store_int(c->db, -1, "SELECT CAST(value AS REAL) * 1000 FROM meta "
 							       "WHERE key = 'move_cost'", NULL) / 1000.0;
 				char v[32];
@@ -375,6 +381,8 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 			snprintf(err, errlen, "events[]: progress \"value\" must be a number from 0 to 1");
 			return 400;
 		}
+		if (!live)
+			return 0;
 		store_run(c->db, NULL, "UPDATE instances SET progress = ?, state = CASE state WHEN 'starting' "
 			  "THEN 'running' ELSE state END WHERE id = ?", "di", json_number_value(v), id);
 		learn_rate(c, inst, json_number_value(v), now);
@@ -388,8 +396,14 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 	} else if (!strcmp(kind, "checkpoint") || !strcmp(kind, "exit")) {
 		json_t *sd = json_object_get(ev, "state");
 		const char *digest = json_string_value(sd);
-		unsigned st = store_inline_bundle(c, ev, digest, err, errlen);
-		if (st)
+		unsigned st;
+		if (!live) {
+			/* Recorded already (an agent repeating its last report after a restart), or cancelled. */
+			if (!strcmp(kind, "exit") && !strcmp(state, "cancelled"))
+				core_history(c, id, "stopped", node, isa, "cancelled");
+			return 0;
+		}
+		if ((st = store_inline_bundle(c, ev, digest, err, errlen)))
 			return st;
 		if (sd && !json_is_null(sd) && (!digest_is_valid(digest) || !cas_has(c->blobs, digest))) {
 			snprintf(err, errlen, "events[]: state '%.70s' is not an uploaded blob", digest ? digest : "?");
@@ -405,10 +419,6 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 			return 0;
 		}
 		json_t *codev = json_object_get(ev, "code");
-		if (!strcmp(state, "done") || !strcmp(state, "failed") ||
-		    (!strcmp(state, "pending") && !json_is_integer(json_object_get(inst, "node"))) ||
-		    !strcmp(state, "checkpointed"))
-			return 0; /* already recorded: an agent repeating its last report after a restart */
 		int64_t code = json_integer_value(codev);
 		int64_t sig = json_integer_value(json_object_get(ev, "signal"));
 		const char *why = json_string_value(json_object_get(ev, "error"));
@@ -427,8 +437,6 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 			store_run(c->db, NULL, "UPDATE instances SET state = ?, state_digest = ?, node = NULL "
 				  "WHERE id = ?", "ssi", hold ? "checkpointed" : "pending", digest, id);
 			core_history(c, id, "checkpointed", node, isa, digest);
-		} else if (!strcmp(state, "cancelled")) {
-			core_history(c, id, "stopped", node, isa, "cancelled");
 		} else {
 			if (sig)
 				snprintf(detail, sizeof(detail), "killed by signal %lld%s%s", (long long)sig,
@@ -447,7 +455,8 @@ static unsigned apply_event(struct core *c, json_t *inst, const json_t *ev, char
 	return 0;
 }
 
-unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *err, size_t errlen)
+/* Applies the events of one instance generation in a savepoint of their own; no placement. */
+static unsigned apply_batch(struct core *c, int64_t node, const json_t *body, char *err, size_t errlen)
 {
 	const char *iid = json_string_value(json_object_get(body, "instance"));
 	json_t *gen = json_object_get(body, "generation"), *events = json_object_get(body, "events");
@@ -460,8 +469,8 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 		snprintf(err, errlen, "body: needs \"instance\" (i-N), \"generation\" (integer) and \"events\" (array)");
 		return 400;
 	}
-	if (json_array_size(events) > 1000) {
-		snprintf(err, errlen, "events: at most 1000 in one request");
+	if (json_array_size(events) > SCHED_EVENTS_MAX) {
+		snprintf(err, errlen, "events: at most %d in one request", SCHED_EVENTS_MAX);
 		return 413;
 	}
 	if (store_row(c->db, &inst, "SELECT * FROM instances WHERE id = ?", "i", id) < 0) {
@@ -498,10 +507,8 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 		if (!inst)
 			break;
 	}
-	/* The job's state and the placements a freed slot allows go in the same transaction: one fsync. */
 	if (status == 200) {
 		sched_job_state(c, job);
-		sched_pass(c);
 		if (store_commit(c->db) < 0) {
 			snprintf(err, errlen, "%s", err_msg());
 			status = 500;
@@ -513,10 +520,150 @@ unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *er
 	return status;
 }
 
+/* Opens the level the events, their jobs' states and the placements they allow share: one fsync. */
+static unsigned events_begin(struct core *c, char *err, size_t errlen)
+{
+	if (store_begin(c->db) == 0)
+		return 200;
+	snprintf(err, errlen, "store unavailable: %s", err_msg());
+	return 500;
+}
+
+static unsigned events_end(struct core *c, int applied, char *err, size_t errlen)
+{
+	if (applied)
+		sched_pass(c);
+	if (store_commit(c->db) == 0)
+		return 200;
+	snprintf(err, errlen, "%s", err_msg());
+	store_rollback(c->db);
+	return 500;
+}
+
+unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *err, size_t errlen)
+{
+	unsigned status = events_begin(c, err, errlen);
+
+	if (status != 200)
+		return status;
+	status = apply_batch(c, node, body, err, errlen);
+	if (events_end(c, status == 200, err, errlen) != 200)
+		return 500;
+	return status;
+}
+
+unsigned sched_events_batches(struct core *c, int64_t node, const json_t *batches, json_t **results, char *err,
+			      size_t errlen)
+{
+	json_t *out, *b;
+	size_t i, total = 0;
+	int applied = 0;
+
+	if (!json_is_array(batches)) {
+		snprintf(err, errlen, "body: \"batches\" must be an array");
+		return 400;
+	}
+	if (json_array_size(batches) > SCHED_BATCHES_MAX) {
+		snprintf(err, errlen, "batches: at most %d in one request", SCHED_BATCHES_MAX);
+		return 413;
+	}
+	json_array_foreach(batches, i, b)
+		total += json_array_size(json_object_get(b, "events"));
+	if (total > SCHED_EVENTS_MAX) {
+		snprintf(err, errlen, "events: at most %d in one request", SCHED_EVENTS_MAX);
+		return 413;
+	}
+	if (!(out = json_array())) {
+		snprintf(err, errlen, "out of memory");
+		return 500;
+	}
+	if (events_begin(c, err, errlen) != 200) {
+		json_decref(out);
+		return 500;
+	}
+	/* Each batch stands alone: a stale or refused one undoes only its own events. */
+	json_array_foreach(batches, i, b) {
+		char why[300] = "";
+		unsigned status;
+		json_t *r;
+
+		if (!json_is_object(b)) {
+			snprintf(why, sizeof(why), "batches[%zu]: expected an object", i);
+			status = 400;
+		} else {
+			status = apply_batch(c, node, b, why, sizeof(why));
+		}
+		applied |= status == 200;
+		r = status == 200 ? json_pack("{si}", "status", (int)status)
+				  : json_pack("{siss}", "status", (int)status, "error", why);
+		if (!r || json_array_append_new(out, r) < 0) {
+			store_rollback(c->db);
+			json_decref(out);
+			snprintf(err, errlen, "out of memory");
+			return 500;
+		}
+	}
+	if (events_end(c, applied, err, errlen) != 200) {
+		json_decref(out);
+		return 500;
+	}
+	*results = out;
+	return 200;
+}
+
+/* Whether the agent's list of runs ([{"instance", "generation"}]) names iid. */
+static int listed(const json_t *running, const char *iid)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(running, i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "instance")) ?: "", iid))
+			return 1;
+	return 0;
+}
+
+/*
+ * Starts a node never took up: placed more than two TTLs ago, still
+ * "starting", and not among the runs (and queued exits) its heartbeat
+ * lists. They continue elsewhere, a generation on, so that a late report
+ * of the old one is refused.
+ */
+static void requeue_unstarted(struct core *c, int64_t node, const json_t *running)
+{
+	json_t *stuck = NULL, *m;
+	char iid[32], why[96];
+	int moved = 0;
+	size_t i;
+
+	if (store_rows(c->db, &stuck, "SELECT id, isa FROM instances WHERE node = ? AND state = 'starting' "
+		       "AND placed_at < ?", "id", node, core_now() - 2.0 * c->ttl_s) < 0 ||
+	    json_array_size(stuck) == 0 || store_begin(c->db) < 0) {
+		json_decref(stuck);
+		return;
+	}
+	json_array_foreach(stuck, i, m) {
+		int64_t id = json_integer_value(json_object_get(m, "id"));
+		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
+		if (listed(running, iid))
+			continue;
+		snprintf(why, sizeof(why), "n-%lld did not start it within %.0f s", (long long)node, 2.0 * c->ttl_s);
+		store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
+		core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")), why);
+		log_warn("%s: %s: placing it again", iid, why);
+		moved = 1;
+	}
+	if (moved)
+		sched_pass(c);
+	if (store_commit(c->db) < 0)
+		store_rollback(c->db);
+	json_decref(stuck);
+}
+
 void sched_reconcile(struct core *c, int64_t node, const json_t *running, int joined)
 {
 	json_t *mine = NULL, *r, *m;
-	size_t i, j;
+	size_t i;
 
 	/* Stop what the agent runs that the store says it should not. */
 	json_array_foreach(running, i, r) {
@@ -535,8 +682,10 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 			json_decref(msg);
 		}
 	}
-	if (!joined)
+	if (!joined) {
+		requeue_unstarted(c, node, running);
 		return;
+	}
 	/* After a (re)join, what the agent no longer runs continues elsewhere. */
 	if (store_rows(c->db, &mine, "SELECT id, generation, isa FROM instances WHERE node = ? AND state = "
 		       "'running'", "i", node) < 0)
@@ -547,12 +696,9 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 	}
 	json_array_foreach(mine, i, m) {
 		int64_t id = json_integer_value(json_object_get(m, "id"));
-		int found = 0;
 		char iid[32];
 		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
-		json_array_foreach(running, j, r)
-			found |= !strcmp(json_string_value(json_object_get(r, "instance")) ?: "", iid);
-		if (!found) {
+		if (!listed(running, iid)) {
 			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
 			core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")),
 				     "the agent restarted without it; continuing from the last checkpoint");

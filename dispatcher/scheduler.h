@@ -31,8 +31,26 @@ void sched_pass(struct core *c);
 /* Queues a message for a node and wakes its long poll. */
 int sched_send(struct core *c, int64_t node, json_t *msg);
 
-/* Applies an agent's events for one instance. Returns an HTTP status; err explains a 4xx. */
+#define SCHED_EVENTS_MAX 1000 /* events in one request */
+#define SCHED_BATCHES_MAX 256 /* instance generations in one request */
+
+/*
+ * Applies an agent's events for one instance generation ({"instance",
+ * "generation", "events"}), then places what a freed slot allows. Returns
+ * an HTTP status; err explains a 4xx.
+ */
 unsigned sched_events(struct core *c, int64_t node, const json_t *body, char *err, size_t errlen);
+
+/*
+ * The same for several instance generations in one request ("batches":
+ * an array of such objects), in order, each in a savepoint of its own: a
+ * stale (409) or refused (4xx) batch undoes only its own events. 200 with
+ * *results (new reference) holding {"status": N} or {"status": N,
+ * "error": "..."} per batch, in order; a 4xx for the request as a whole
+ * (not an array, too many batches or events) with err and *results unset.
+ */
+unsigned sched_events_batches(struct core *c, int64_t node, const json_t *batches, json_t **results, char *err,
+			      size_t errlen);
 
 /*
  * Compares what an agent runs with what the store says: stale generations

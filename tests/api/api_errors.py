@@ -182,6 +182,19 @@ def main():
               body={"instance": "i-9", "generation": 1, "events": {}}, token=node)
         check("events: too many", c, "POST", "/v1/agent/events", 413,
               body={"instance": "i-9", "generation": 1, "events": [{}] * 1001}, token=node)
+        check("events: batches not an array", c, "POST", "/v1/agent/events", 400, body={"batches": {}}, token=node)
+        check("events: too many batches", c, "POST", "/v1/agent/events", 413,
+              body={"batches": [{}] * 257}, token=node)
+        check("events: too many events in batches", c, "POST", "/v1/agent/events", 413,
+              body={"batches": [{"instance": "i-9", "generation": 1, "events": [{}] * 600}] * 2}, token=node)
+        got = check("events: batches answered one by one", c, "POST", "/v1/agent/events", 200, token=node,
+                    body={"batches": [{"instance": "i-9", "generation": 1, "events": []}, 7,
+                                      {"instance": "x", "generation": 1, "events": []}]})
+        results = [(r["status"], r.get("error", "")) for r in json.loads(got)["results"]]
+        ok = [st for st, _ in results] == [404, 400, 400] and all(len(e) > 5 for _, e in results)
+        print("%s %-58s -> %s" % ("PASS" if ok else "FAIL", "events: each batch's status and reason", results))
+        if not ok:
+            failures.append("events: each batch's status and reason")
 
         # Blobs.
         check("put blob: digest mismatch", c, "PUT", "/v1/blobs/" + "0" * 64, 400, body=b"hello", token=node)

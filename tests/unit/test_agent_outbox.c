@@ -6,6 +6,10 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +228,170 @@ static void test_outbox__saves_runs_and_says_when_to_save(void **state)
 	free(saved);
 }
 
+/*
+ * A dispatcher's events endpoint on loopback (libmicrohttpd): it records
+ * each request's body and calls instance i-2 stale (409), the others fine.
+ */
+struct events_server {
+	struct MHD_Daemon *d;
+	pthread_mutex_t lock;
+	json_t *requests; /* bodies, in order */
+	char url[64];
+};
+
+struct upload {
+	char data[1 << 16];
+	size_t len;
+};
+
+static json_t *answer_batch(const json_t *b, unsigned *status)
+{
+	const char *iid = json_string_value(json_object_get(b, "instance"));
+
+	*status = iid && !strcmp(iid, "i-2") ? 409 : 200;
+	return *status == 200 ? json_pack("{si}", "status", 200)
+			      : json_pack("{siss}", "status", 409, "error", "stale generation 1 of 'i-2' (current: 2)");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+				  const char *version, const char *data, size_t *size, void **ctx)
+{
+	struct events_server *srv = cls;
+	struct upload *up = *ctx;
+	struct MHD_Response *resp;
+	json_t *body, *reply, *b;
+	unsigned status = 200;
+	enum MHD_Result r;
+	char *text;
+	size_t i;
+
+	(void)url, (void)method, (void)version;
+	if (!up) {
+		*ctx = calloc(1, sizeof(struct upload));
+		return *ctx ? MHD_YES : MHD_NO;
+	}
+	if (*size) {
+		size_t n = *size < sizeof(up->data) - 1 - up->len ? *size : sizeof(up->data) - 1 - up->len;
+		memcpy(up->data + up->len, data, n);
+		up->len += n;
+		*size = 0;
+		return MHD_YES;
+	}
+	body = json_loadb(up->data, up->len, 0, NULL);
+	if (json_object_get(body, "batches")) {
+		reply = json_pack("{sbs[]}", "ok", 1, "results");
+		json_array_foreach(json_object_get(body, "batches"), i, b)
+			json_array_append_new(json_object_get(reply, "results"), answer_batch(b, &status));
+		status = 200;
+	} else {
+		json_decref(answer_batch(body, &status));
+		reply = status == 200 ? json_pack("{sb}", "ok", 1) : json_pack("{ss}", "error", "stale generation");
+	}
+	pthread_mutex_lock(&srv->lock);
+	json_array_append_new(srv->requests, body ? body : json_null());
+	pthread_mutex_unlock(&srv->lock);
+	text = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	r = MHD_queue_response(mc, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+static void on_done(void *cls, struct MHD_Connection *mc, void **ctx, enum MHD_RequestTerminationCode code)
+{
+	(void)cls, (void)mc, (void)code;
+	free(*ctx);
+	*ctx = NULL;
+}
+
+static void server_start(struct events_server *srv)
+{
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->requests = json_array();
+	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, srv,
+				  MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+				  MHD_OPTION_END);
+	assert_non_null(srv->d);
+	info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(info);
+	snprintf(srv->url, sizeof(srv->url), "http://127.0.0.1:%u", (unsigned)info->port);
+}
+
+static void server_stop(struct events_server *srv)
+{
+	MHD_stop_daemon(srv->d);
+	json_decref(srv->requests);
+	pthread_mutex_destroy(&srv->lock);
+}
+
+static int stale_calls;
+static char stale_instance[PROTO_ID_MAX + 1];
+
+static void on_stale(void *ud, const char *instance, uint64_t generation)
+{
+	(void)ud, (void)generation;
+	stale_calls++;
+	snprintf(stale_instance, sizeof(stale_instance), "%s", instance);
+}
+
+/* Queues what three runs report meanwhile: i-1 twice around i-2, and i-3. */
+static void queue_three_runs(outbox *ob)
+{
+	assert_int_equal(outbox_add(ob, "i-1", 1, proto_event_running(), NULL), 0);
+	assert_int_equal(outbox_add(ob, "i-2", 1, proto_event_running(), NULL), 0);
+	assert_int_equal(outbox_add(ob, "i-2", 1, proto_event_exit(0, 0, NULL, NULL), NULL), 0);
+	assert_int_equal(outbox_add(ob, "i-1", 1, proto_event_exit(0, 0, NULL, NULL), NULL), 0);
+	assert_int_equal(outbox_add(ob, "i-3", 1, proto_event_progress(0.5), NULL), 0);
+}
+
+/* What several runs queued goes in one request, in order; a stale run's batch drops only its own events. */
+static void test_outbox__runs_share_a_request(void **state)
+{
+	struct fixture *f = *state;
+	struct events_server srv = { 0 };
+	json_t *batches;
+	conn *c = NULL;
+
+	server_start(&srv);
+	assert_int_equal(conn_new(&c, srv.url, NULL), 0);
+	assert_int_equal(conn_set_token(c, "0123456789abcdef"), 0);
+	outbox_set_batch_max(f->ob, 256);
+	queue_three_runs(f->ob);
+	stale_calls = 0;
+	assert_int_equal(outbox_flush(f->ob, c, on_stale, NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 0);
+	assert_int_equal(outbox_changes(f->ob), OUTBOX_SENT | OUTBOX_URGENT);
+	assert_int_equal(stale_calls, 1);
+	assert_string_equal(stale_instance, "i-2");
+	assert_int_equal(json_array_size(srv.requests), 1);
+	batches = json_object_get(json_array_get(srv.requests, 0), "batches");
+	assert_int_equal(json_array_size(batches), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(batches, 0), "instance")), "i-1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(batches, 1), "instance")), "i-2");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(batches, 1), "events")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(batches, 2), "instance")), "i-1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(batches, 3), "instance")), "i-3");
+
+	/* A dispatcher that did not offer batches gets one request per run, in the single form. */
+	json_array_clear(srv.requests);
+	outbox_set_batch_max(f->ob, 0);
+	queue_three_runs(f->ob);
+	stale_calls = 0;
+	assert_int_equal(outbox_flush(f->ob, c, on_stale, NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 0);
+	assert_int_equal(stale_calls, 1);
+	assert_int_equal(json_array_size(srv.requests), 4);
+	assert_null(json_object_get(json_array_get(srv.requests, 0), "batches"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(srv.requests, 3), "instance")), "i-3");
+	conn_free(c);
+	server_stop(&srv);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -233,6 +401,7 @@ int main(void)
 		T(test_outbox__kept_while_unreachable),
 		T(test_outbox__saved_and_restored),
 		T(test_outbox__saves_runs_and_says_when_to_save),
+		T(test_outbox__runs_share_a_request),
 	};
 	int r;
 

@@ -140,6 +140,131 @@ static void test_scheduler__stale_generation_is_refused(void **state)
 	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 1);
 }
 
+/* Several instances' events in one request: each batch stands alone, and freed slots are filled once. */
+static void test_scheduler__event_batches_stand_alone(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	json_t *body, *results = NULL;
+	char err[256];
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 3);
+	add_job(&f->c, 4, t);
+	sched_pass(&f->c);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 3);
+	/* i-1 ends, i-2's batch is stale, i-3 runs and then says something wrong, i-9 does not exist. */
+	body = json_pack("[{sssis[{sssi}]}, {sssis[{sssi}]}, {sssis[{ss}{ssss}]}, {sssis[]}, i]",
+			 "instance", "i-1", "generation", 1, "events", "kind", "exit", "code", 0,
+			 "instance", "i-2", "generation", 7, "events", "kind", "exit", "code", 0,
+			 "instance", "i-3", "generation", 1, "events", "kind", "running", "kind", "exit", "code", "zero",
+			 "instance", "i-9", "generation", 1, "events", 17);
+	assert_non_null(body);
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 200);
+	assert_int_equal(json_array_size(results), 5);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(results, 0), "status")), 200);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(results, 1), "status")), 409);
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(results, 1), "error")), "stale"));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(results, 2), "status")), 400);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(results, 3), "status")), 404);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(results, 4), "status")), 400);
+	json_decref(results);
+	json_decref(body);
+	/* i-1 is done; i-2 untouched; i-3's running was undone with its bad exit; i-4 took i-1's slot. */
+	assert_int_equal(count(&f->c, "SELECT state = 'done' FROM instances WHERE id = 1"), 1);
+	assert_int_equal(count(&f->c, "SELECT state = 'starting' FROM instances WHERE id = 2"), 1);
+	assert_int_equal(count(&f->c, "SELECT state = 'starting' FROM instances WHERE id = 3"), 1);
+	assert_int_equal(count(&f->c, "SELECT state = 'starting' FROM instances WHERE id = 4"), 1);
+
+	/* The request as a whole: not an array, too many batches, too many events. */
+	body = json_object();
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 400);
+	json_decref(body);
+	body = json_array();
+	for (int i = 0; i <= SCHED_BATCHES_MAX; i++)
+		json_array_append_new(body, json_object());
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 413);
+	json_decref(body);
+	body = json_pack("[{s[]}, {s[]}]", "events", "events");
+	for (int i = 0; i < SCHED_EVENTS_MAX; i++)
+		json_array_append_new(json_object_get(json_array_get(body, i % 2), "events"), json_object());
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 200);
+	json_decref(results);
+	json_array_append_new(json_object_get(json_array_get(body, 0), "events"), json_object());
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 413);
+	assert_non_null(strstr(err, "at most"));
+	json_decref(body);
+}
+
+static unsigned send_event(struct core *c, const char *iid, json_t *ev)
+{
+	json_t *body = json_pack("{sssis[o]}", "instance", iid, "generation", 1, "events", ev);
+	char err[256];
+	unsigned st;
+
+	assert_non_null(body);
+	st = sched_events(c, 1, body, err, sizeof(err));
+	json_decref(body);
+	return st;
+}
+
+/* A report that arrives after a cancel or an end (the node's own, current generation) changes nothing. */
+static void test_scheduler__late_reports_change_nothing(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_job(&f->c, 2, t);
+	sched_pass(&f->c);
+	assert_int_equal(send_event(&f->c, "i-1", json_pack("{ss}", "kind", "running")), 200);
+	assert_int_equal(send_event(&f->c, "i-2", json_pack("{ss}", "kind", "running")), 200);
+	assert_int_equal(send_event(&f->c, "i-2", json_pack("{sssi}", "kind", "exit", "code", 0)), 200);
+	assert_int_equal(sched_cancel_job(&f->c, 1), 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 3); /* two starts, one kill */
+	/* The cancelled run's exit 0 (it ended before the kill reached it) or 85 (a checkpoint request crossed
+	 * the cancel): still cancelled, never started again. */
+	assert_int_equal(send_event(&f->c, "i-1", json_pack("{sssi}", "kind", "exit", "code", 0)), 200);
+	assert_int_equal(send_event(&f->c, "i-1", json_pack("{sssisn}", "kind", "exit", "code", 85, "state")), 200);
+	assert_int_equal(send_event(&f->c, "i-1", json_pack("{sssf}", "kind", "progress", "value", 0.5)), 200);
+	assert_int_equal(count(&f->c, "SELECT state = 'cancelled' FROM instances WHERE id = 1"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM history WHERE instance = 1 AND event = 'stopped'"), 2);
+	assert_int_equal(count(&f->c, "SELECT generation FROM instances WHERE id = 1"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM messages"), 3);
+	/* A done instance keeps its progress and result. */
+	assert_int_equal(send_event(&f->c, "i-2", json_pack("{sssf}", "kind", "progress", "value", 0.25)), 200);
+	assert_int_equal(send_event(&f->c, "i-2", json_pack("{sssi}", "kind", "exit", "code", 3)), 200);
+	assert_int_equal(count(&f->c, "SELECT progress = 1 AND state = 'done' FROM instances WHERE id = 2"), 1);
+	/* A bad event is still a 400, whatever the state. */
+	assert_int_equal(send_event(&f->c, "i-2", json_pack("{sssf}", "kind", "progress", "value", 7.0)), 400);
+}
+
+/* A start the node never took up (not listed by its heartbeat two TTLs on) is placed again, a generation on. */
+static void test_scheduler__unstarted_placements_are_placed_again(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	json_t *none = json_array(), *mine = json_pack("[{sssi}]", "instance", "i-2", "generation", 1);
+
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 3);
+	add_job(&f->c, 3, t);
+	sched_pass(&f->c);
+	assert_int_equal(send_event(&f->c, "i-3", json_pack("{ss}", "kind", "running")), 200);
+	/* Placed a moment ago: not yet. */
+	sched_reconcile(&f->c, 1, none, 0);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
+	store_run(f->c.db, NULL, "UPDATE instances SET placed_at = placed_at - 41", NULL);
+	/* i-2 is listed (starting there, or its exit on the way); i-3 runs; i-1 was lost. */
+	sched_reconcile(&f->c, 1, mine, 0);
+	assert_int_equal(count(&f->c, "SELECT state = 'starting' AND generation = 2 FROM instances WHERE id = 1"), 1);
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM history WHERE instance = 1 AND event = 'lost'"), 1);
+	assert_int_equal(count(&f->c, "SELECT state = 'starting' AND generation = 1 FROM instances WHERE id = 2"), 1);
+	assert_int_equal(count(&f->c, "SELECT state = 'running' FROM instances WHERE id = 3"), 1);
+	/* The old generation's late report is refused. */
+	assert_int_equal(send_event(&f->c, "i-1", json_pack("{ss}", "kind", "running")), 409);
+	json_decref(none);
+	json_decref(mine);
+}
+
 static void test_scheduler__lost_node_continues_elsewhere(void **state)
 {
 	struct fixture *f = *state;
@@ -364,6 +489,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scheduler__spreads_over_idle_nodes_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__respects_slots_and_isas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__event_batches_stand_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__late_reports_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__unstarted_placements_are_placed_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__transactions_nest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__statements_are_reused_cleanly, setup, teardown),
