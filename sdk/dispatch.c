@@ -85,6 +85,14 @@ static void entry_clear(struct entry *e)
 	e->data = NULL;
 }
 
+/* Drops every value: dispatch_init() starts from nothing, also when called again. */
+static void entries_drop(void)
+{
+	for (size_t i = 0; i < st.n; i++)
+		entry_clear(&st.e[i]);
+	st.n = 0;
+}
+
 /* The entry for key, emptied, created if needed; NULL on a bad key or no memory. */
 static struct entry *slot(const char *key)
 {
@@ -509,6 +517,7 @@ int dispatch_init(void)
 	size_t len = 0;
 	int r = 0;
 
+	entries_drop();
 	st.in_dir = getenv("DISPATCH_STATE");
 	st.out_dir = getenv("DISPATCH_STATE_OUT");
 	st.isa = getenv("DISPATCH_ISA");
