@@ -537,6 +537,7 @@ int dispatch_init(void)
 		return 0; /* no state yet: a fresh start */
 	if (r < 0 || parse_state(text, len) < 0) {
 		fprintf(stderr, "dispatch: cannot read the state in '%s/%s'\n", st.in_dir, STATE_FILE);
+		entries_drop(); /* no half-read values (a string not read is NULL) */
 		r = -1;
 	}
 	free(text);
