@@ -339,7 +339,7 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 {
 	char *k = NULL, *v = NULL, *file = NULL, *type = NULL, *order = NULL;
 	uint64_t count = 0;
-	int rc = 0, raw = 0;
+	int rc = 0, raw = 0, number = 0;
 
 	r->p++;
 	ws(r);
@@ -357,6 +357,7 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 			if (!strcmp(k, "f64") || !strcmp(k, "u64") || !strcmp(k, "i64")) {
 				char *endp;
 				errno = 0;
+				number = 1;
 				if (k[0] == 'f') {
 					e->kind = K_F64;
 					e->f = strtod(v, &endp);
@@ -394,8 +395,8 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 	expect(r, '}');
 	if (!r->err && file && type && order && !raw)
 		rc = load_blob(e, file, type, order, count);
-	else if (!r->err && (raw || file || type || order)) {
-		e->kind = K_RAW; /* an object we do not interpret survives as it is */
+	else if (!r->err && (raw || file || type || order || !number)) {
+		e->kind = K_RAW; /* an object we do not interpret ({} too) survives as it is */
 		e->s = strndup(start, (size_t)(r->p - start));
 	}
 	free(k);
