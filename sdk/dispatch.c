@@ -467,7 +467,8 @@ static int parse_state(const char *text, size_t len)
 	struct rd r = { text, text + len, 0 };
 	char *k;
 
-	if (!expect(&r, '{'))
+	/* JSON has no NUL byte; the reader's C string functions would stop at one. */
+	if (memchr(text, '\0', len) || !expect(&r, '{'))
 		return -1;
 	ws(&r);
 	while (!r.err && r.p < r.end && *r.p != '}') {
