@@ -370,11 +370,14 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 				}
 				if (*endp || errno == ERANGE)
 					rc = -1;
-			} else if (!strcmp(k, "blob")) {
+			} else if (!strcmp(k, "blob")) { /* the last of duplicate keys counts */
+				free(file);
 				file = v, v = NULL;
 			} else if (!strcmp(k, "type")) {
+				free(type);
 				type = v, v = NULL;
 			} else if (!strcmp(k, "order")) {
+				free(order);
 				order = v, v = NULL;
 			} else {
 				raw = 1;
