@@ -212,10 +212,13 @@ static char *str(struct rd *r)
 		case 'u': {
 			unsigned cp = hex4(r);
 			if (cp >= 0xd800 && cp < 0xdc00 && r->p + 1 < r->end && r->p[0] == '\\' && r->p[1] == 'u') {
+				unsigned lo;
 				r->p += 2;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(r) - 0xdc00);
+				lo = hex4(r);
+				cp = lo >= 0xdc00 && lo < 0xe000 ? 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00) : 0;
 			}
-			if (cp == 0)
+			/* Strings are UTF-8: no NUL, no surrogate left alone. */
+			if (cp == 0 || (cp >= 0xd800 && cp < 0xe000))
 				r->err = 1;
 			else
 				put_utf8(&o, cp);
