@@ -312,6 +312,19 @@ static void swap_bytes(unsigned char *p, size_t size, size_t count)
 		}
 }
 
+/* Whether rel names a file below the state's directory: relative, no ".." component. */
+static int below(const char *rel)
+{
+	if (rel[0] == '/')
+		return 0;
+	for (const char *c = rel;; c++) {
+		if (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0'))
+			return 0;
+		if (!(c = strchr(c, '/')))
+			return 1;
+	}
+}
+
 /* {"blob": FILE, "type": T, "order": "little"|"big", "count": N} */
 static int load_blob(struct entry *e, const char *file, const char *type, const char *order, uint64_t count)
 {
@@ -321,7 +334,7 @@ static int load_blob(struct entry *e, const char *file, const char *type, const 
 	for (t = 0; t < sizeof(type_names) / sizeof(type_names[0]); t++)
 		if (!strcmp(type, type_names[t]))
 			break;
-	if (t == sizeof(type_names) / sizeof(type_names[0]) || strstr(file, "..") || file[0] == '/' ||
+	if (t == sizeof(type_names) / sizeof(type_names[0]) || !below(file) ||
 	    (strcmp(order, "little") && strcmp(order, "big")) || count > STATE_MAX / type_sizes[t])
 		return -1;
 	if (read_file(st.in_dir, file, &data, &len, STATE_MAX) != 0 || len != count * type_sizes[t]) {
