@@ -85,6 +85,14 @@ static void entry_clear(struct entry *e)
 	e->data = NULL;
 }
 
+/* Drops every value: dispatch_init() starts from nothing, also when called again. */
+static void entries_drop(void)
+{
+	for (size_t i = 0; i < st.n; i++)
+		entry_clear(&st.e[i]);
+	st.n = 0;
+}
+
 /* The entry for key, emptied, created if needed; NULL on a bad key or no memory. */
 static struct entry *slot(const char *key)
 {
@@ -204,10 +212,13 @@ static char *str(struct rd *r)
 		case 'u': {
 			unsigned cp = hex4(r);
 			if (cp >= 0xd800 && cp < 0xdc00 && r->p + 1 < r->end && r->p[0] == '\\' && r->p[1] == 'u') {
+				unsigned lo;
 				r->p += 2;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(r) - 0xdc00);
+				lo = hex4(r);
+				cp = lo >= 0xdc00 && lo < 0xe000 ? 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00) : 0;
 			}
-			if (cp == 0)
+			/* Strings are UTF-8: no NUL, no surrogate left alone. */
+			if (cp == 0 || (cp >= 0xd800 && cp < 0xe000))
 				r->err = 1;
 			else
 				put_utf8(&o, cp);
@@ -301,6 +312,19 @@ static void swap_bytes(unsigned char *p, size_t size, size_t count)
 		}
 }
 
+/* Whether rel names a file below the state's directory: relative, no ".." component. */
+static int below(const char *rel)
+{
+	if (rel[0] == '/')
+		return 0;
+	for (const char *c = rel;; c++) {
+		if (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0'))
+			return 0;
+		if (!(c = strchr(c, '/')))
+			return 1;
+	}
+}
+
 /* {"blob": FILE, "type": T, "order": "little"|"big", "count": N} */
 static int load_blob(struct entry *e, const char *file, const char *type, const char *order, uint64_t count)
 {
@@ -310,7 +334,7 @@ static int load_blob(struct entry *e, const char *file, const char *type, const 
 	for (t = 0; t < sizeof(type_names) / sizeof(type_names[0]); t++)
 		if (!strcmp(type, type_names[t]))
 			break;
-	if (t == sizeof(type_names) / sizeof(type_names[0]) || strstr(file, "..") || file[0] == '/' ||
+	if (t == sizeof(type_names) / sizeof(type_names[0]) || !below(file) ||
 	    (strcmp(order, "little") && strcmp(order, "big")) || count > STATE_MAX / type_sizes[t])
 		return -1;
 	if (read_file(st.in_dir, file, &data, &len, STATE_MAX) != 0 || len != count * type_sizes[t]) {
@@ -331,7 +355,7 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 {
 	char *k = NULL, *v = NULL, *file = NULL, *type = NULL, *order = NULL;
 	uint64_t count = 0;
-	int rc = 0, raw = 0;
+	int rc = 0, raw = 0, number = 0;
 
 	r->p++;
 	ws(r);
@@ -349,6 +373,7 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 			if (!strcmp(k, "f64") || !strcmp(k, "u64") || !strcmp(k, "i64")) {
 				char *endp;
 				errno = 0;
+				number = 1;
 				if (k[0] == 'f') {
 					e->kind = K_F64;
 					e->f = strtod(v, &endp);
@@ -361,11 +386,14 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 				}
 				if (*endp || errno == ERANGE)
 					rc = -1;
-			} else if (!strcmp(k, "blob")) {
+			} else if (!strcmp(k, "blob")) { /* the last of duplicate keys counts */
+				free(file);
 				file = v, v = NULL;
 			} else if (!strcmp(k, "type")) {
+				free(type);
 				type = v, v = NULL;
 			} else if (!strcmp(k, "order")) {
+				free(order);
 				order = v, v = NULL;
 			} else {
 				raw = 1;
@@ -386,8 +414,8 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 	expect(r, '}');
 	if (!r->err && file && type && order && !raw)
 		rc = load_blob(e, file, type, order, count);
-	else if (!r->err && (raw || file || type || order)) {
-		e->kind = K_RAW; /* an object we do not interpret survives as it is */
+	else if (!r->err && (raw || file || type || order || !number)) {
+		e->kind = K_RAW; /* an object we do not interpret ({} too) survives as it is */
 		e->s = strndup(start, (size_t)(r->p - start));
 	}
 	free(k);
@@ -458,7 +486,8 @@ static int parse_state(const char *text, size_t len)
 	struct rd r = { text, text + len, 0 };
 	char *k;
 
-	if (!expect(&r, '{'))
+	/* JSON has no NUL byte; the reader's C string functions would stop at one. */
+	if (memchr(text, '\0', len) || !expect(&r, '{'))
 		return -1;
 	ws(&r);
 	while (!r.err && r.p < r.end && *r.p != '}') {
@@ -509,6 +538,7 @@ int dispatch_init(void)
 	size_t len = 0;
 	int r = 0;
 
+	entries_drop();
 	st.in_dir = getenv("DISPATCH_STATE");
 	st.out_dir = getenv("DISPATCH_STATE_OUT");
 	st.isa = getenv("DISPATCH_ISA");
@@ -528,6 +558,7 @@ int dispatch_init(void)
 		return 0; /* no state yet: a fresh start */
 	if (r < 0 || parse_state(text, len) < 0) {
 		fprintf(stderr, "dispatch: cannot read the state in '%s/%s'\n", st.in_dir, STATE_FILE);
+		entries_drop(); /* no half-read values (a string not read is NULL) */
 		r = -1;
 	}
 	free(text);

@@ -27,8 +27,10 @@ enum dispatch_type { DISPATCH_U8, DISPATCH_I32, DISPATCH_U32, DISPATCH_I64, DISP
 /*
  * Reads the environment and the input state, and installs the handler for
  * checkpoint requests (SIGUSR1; SIGTERM too). Returns 0, or -1 with a
- * message on stderr when the state is unreadable. Without DISPATCH_*
- * variables (run by hand) it starts with an empty state.
+ * message on stderr when the state is unreadable; the state is then empty,
+ * as for a fresh start. Without DISPATCH_* variables (run by hand) it
+ * starts with an empty state. Called again, it starts over: the values
+ * read or set before are dropped (tests read states one after the other).
  */
 int dispatch_init(void);
 

@@ -37,6 +37,39 @@ static inline _Noreturn void fuzz_fail_at(const char *file, int line, const char
 }
 
 /*
+ * Whether s[0..len) is valid UTF-8: shortest forms only, no surrogates,
+ * nothing above U+10FFFF (NUL is valid). Written from the definition, so
+ * that it can judge the code under test.
+ */
+static inline int fuzz_utf8_valid(const void *s, size_t len)
+{
+	const unsigned char *p = s;
+
+	for (size_t i = 0; i < len;) {
+		unsigned c = p[i], cp, n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+		if (n == 0 || c >= 0xf8 || len - i <= n)
+			return 0;
+		cp = c & (0x3f >> n);
+		for (unsigned k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < (n == 1 ? 0x80u : n == 2 ? 0x800u : 0x10000u) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/*
  * With FUZZ_VERBOSE set in the environment, prints each input's outcome:
  * "ok" or the error message. For reading a corpus, not for fuzzing.
  */
