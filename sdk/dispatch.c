@@ -351,6 +351,46 @@ static int load_blob(struct entry *e, const char *file, const char *type, const 
 }
 
 /* A typed value: {"f64": "0x1p+0"}, {"u64": "..."}, {"i64": "..."} or a blob. */
+#define F64_MANTISSA ((UINT64_C(1) << 52) - 1)
+
+/*
+ * A NaN's text is [-]nan(0xPAYLOAD), its sign and mantissa bits: %a writes a
+ * bare "nan" and strtod() makes its own payload, on glibc as elsewhere.
+ * 0, or -1 when text is not a double.
+ */
+static int get_f64(const char *text, double *out)
+{
+	const char *p = text + (text[0] == '-');
+	char *endp;
+
+	if (!strncmp(p, "nan(0x", 6)) {
+		uint64_t m;
+		if (!strchr("0123456789abcdefABCDEF", p[6]) || !p[6])
+			return -1;
+		errno = 0;
+		m = strtoull(p + 6, &endp, 16);
+		if (errno || strcmp(endp, ")") || m == 0 || m > F64_MANTISSA)
+			return -1;
+		m |= UINT64_C(0x7ff) << 52 | (uint64_t)(text[0] == '-') << 63;
+		memcpy(out, &m, sizeof(*out));
+		return 0;
+	}
+	errno = 0;
+	*out = strtod(text, &endp);
+	return *endp || errno == ERANGE ? -1 : 0;
+}
+
+static void put_f64(FILE *f, double v)
+{
+	uint64_t b;
+
+	memcpy(&b, &v, sizeof(b));
+	if (v != v)
+		fprintf(f, "{\"f64\": \"%snan(0x%" PRIx64 ")\"}", b >> 63 ? "-" : "", b & F64_MANTISSA);
+	else
+		fprintf(f, "{\"f64\": \"%a\"}", v);
+}
+
 static int typed(struct rd *r, struct entry *e, const char *start)
 {
 	char *k = NULL, *v = NULL, *file = NULL, *type = NULL, *order = NULL;
@@ -371,12 +411,13 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 			if (!v)
 				break;
 			if (!strcmp(k, "f64") || !strcmp(k, "u64") || !strcmp(k, "i64")) {
-				char *endp;
+				char *endp = NULL;
 				errno = 0;
 				number = 1;
 				if (k[0] == 'f') {
 					e->kind = K_F64;
-					e->f = strtod(v, &endp);
+					if (get_f64(v, &e->f) < 0)
+						rc = -1;
 				} else if (k[0] == 'u') {
 					e->kind = K_U64;
 					e->u = strtoull(v, &endp, 10);
@@ -384,7 +425,7 @@ static int typed(struct rd *r, struct entry *e, const char *start)
 					e->kind = K_INT;
 					e->i = strtoll(v, &endp, 10);
 				}
-				if (*endp || errno == ERANGE)
+				if (endp && (*endp || errno == ERANGE))
 					rc = -1;
 			} else if (!strcmp(k, "blob")) { /* the last of duplicate keys counts */
 				free(file);
@@ -827,7 +868,7 @@ static int write_state(void)
 		switch (e->kind) {
 		case K_INT: fprintf(f, "%" PRId64, e->i); break;
 		case K_U64: fprintf(f, "{\"u64\": \"%" PRIu64 "\"}", e->u); break;
-		case K_F64: fprintf(f, "{\"f64\": \"%a\"}", e->f); break;
+		case K_F64: put_f64(f, e->f); break;
 		case K_STR: put_json_str(f, e->s); break;
 		case K_RAW: fputs(e->s, f); break;
 		case K_BLOB:

@@ -40,6 +40,12 @@ int main(int argc, char **argv)
 		dispatch_set_f64("pi", 3.141592653589793);
 		dispatch_set_f64("tiny", 4.9406564584124654e-324);
 		dispatch_set_f64("neg_zero", -0.0);
+		{
+			uint64_t nan_bits = 0xfff0000000000123ULL; /* a negative signalling NaN with a payload */
+			double nan;
+			memcpy(&nan, &nan_bits, sizeof(nan));
+			dispatch_set_f64("nan_payload", nan);
+		}
 		dispatch_set_str("text", "grüße \"quoted\" \\ line\nbreak");
 		dispatch_set_str("writer", dispatch_isa());
 		dispatch_set_blob("doubles", DISPATCH_F64, doubles, N);
@@ -57,6 +63,9 @@ int main(int argc, char **argv)
 		uint64_t bits;
 		memcpy(&bits, &z, sizeof(bits));
 		expect(bits == 0x8000000000000000ULL, "neg_zero");
+		z = dispatch_get_f64("nan_payload", 1.0);
+		memcpy(&bits, &z, sizeof(bits));
+		expect(bits == 0xfff0000000000123ULL, "nan_payload");
 	}
 	expect(!strcmp(dispatch_get_str("text", ""), "grüße \"quoted\" \\ line\nbreak"), "text");
 	expect(dispatch_get_blob("doubles", DISPATCH_F64, d, N) == N && !memcmp(d, doubles, sizeof(d)), "doubles");
