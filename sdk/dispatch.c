@@ -711,11 +711,36 @@ int dispatch_set_f64(const char *key, double v)
 	return 0;
 }
 
+/* Whether s is UTF-8 as JSON readers take it: no overlong forms, surrogates or code points past U+10FFFF. */
+static int utf8_ok(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp = n > 1 ? *p & (0x7f >> n) : *p;
+
+		if (n == 0)
+			return 0;
+		for (size_t i = 1; i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
 int dispatch_set_str(const char *key, const char *v)
 {
-	struct entry *e = slot(key);
+	struct entry *e;
 
-	if (!e || !(e->s = strdup(v)))
+	/* The state is JSON, which the dispatcher reads: bytes that are not UTF-8 would make it unreadable. */
+	if (!v || !utf8_ok(v))
+		return -1;
+	if (!(e = slot(key)) || !(e->s = strdup(v)))
 		return -1;
 	e->kind = K_STR;
 	return 0;

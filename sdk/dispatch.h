@@ -55,7 +55,10 @@ const char *dispatch_get_str(const char *key, const char *dflt); /* borrowed */
  */
 long dispatch_get_blob(const char *key, enum dispatch_type type, void *out, size_t max);
 
-/* Setters return 0, or -1 when out of memory or the key is not a valid name. */
+/*
+ * Setters return 0, or -1 when out of memory, the key is not a valid name
+ * or (dispatch_set_str) the string is not UTF-8, which leaves the key as it was.
+ */
 int dispatch_set_i64(const char *key, int64_t v);
 int dispatch_set_u64(const char *key, uint64_t v);
 int dispatch_set_f64(const char *key, double v);
