@@ -20,7 +20,7 @@
 static const char usage[] =
     "usage: dispatch-agent --dispatcher URL (--join-token T | --join-token-file F) --work-dir DIR\n"
     "                      [--name NAME] [--isa ISA] [--cache-max BYTES] [--heartbeat S] [--ca FILE]\n"
-    "                      [--run-as USER] [--launcher PATH] [--json] [--verbose] [--help]\n"
+    "                      [--run-as USER] [--launcher PATH] [--json] [--insecure-http] [--verbose] [--help]\n"
     "\n"
     "Joins the dispatcher as a node, then runs the objects it is sent, sandboxed.\n"
     "\n"
@@ -36,6 +36,7 @@ static const char usage[] =
     "  --run-as USER          the objects' user when running as root (default nobody)\n"
     "  --launcher PATH        the sandbox launcher (default: dispatch-run beside this program)\n"
     "  --json                 report joins, starts and exits as JSON lines on stdout\n"
+    "  --insecure-http        allow an http:// dispatcher that is not on loopback (tests only)\n"
     "\n"
     "The join token is needed for the first join only: the node token is kept in DIR/node.json.\n"
     "SIGTERM stops the agent and leaves the objects running: the next agent on DIR takes\n"
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
 		O_RUNAS,
 		O_LAUNCHER,
 		O_JSON,
+		O_INSECURE,
 		O_VERBOSE
 	};
 	static const struct option longopts[] = {
@@ -143,6 +145,7 @@ int main(int argc, char **argv)
 	    {"run-as", required_argument, NULL, O_RUNAS},
 	    {"launcher", required_argument, NULL, O_LAUNCHER},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"insecure-http", no_argument, NULL, O_INSECURE},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -152,7 +155,7 @@ int main(int argc, char **argv)
 	const char *token_file = NULL, *run_as = NULL;
 	struct passwd pw, *pwp = NULL;
 	char pwbuf[4096];
-	int c, r = 1;
+	int c, r = 1, insecure = 0;
 
 	log_init("dispatch-agent", LOG_INFO);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -198,6 +201,9 @@ int main(int argc, char **argv)
 		case O_JSON:
 			cfg.json = 1;
 			break;
+		case O_INSECURE:
+			insecure = 1;
+			break;
 		case O_VERBOSE:
 			log_set_level(LOG_DEBUG);
 			break;
@@ -223,8 +229,14 @@ int main(int argc, char **argv)
 	}
 	if (token && !node_token_is_valid(token))
 		return usage_error("the join token has characters a token cannot have", NULL);
-	if (!strncmp(cfg.url, "http://", 7) && !url_is_loopback(cfg.url))
+	if (!strncmp(cfg.url, "http://", 7) && !url_is_loopback(cfg.url)) {
+		if (!insecure)
+			return usage_error("refusing plain HTTP to a dispatcher that is not on loopback (tokens and "
+					   "artifacts would cross the network in the clear): use https, or "
+					   "--insecure-http to accept that for",
+					   cfg.url);
 		log_warn("'%s' is not TLS: tokens and artifacts cross the network in the clear", cfg.url);
+	}
 	cfg.join_token = token;
 	if (!cfg.name) {
 		if (gethostname(host, sizeof(host) - 1) < 0)

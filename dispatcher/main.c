@@ -32,6 +32,7 @@ static const char usage[] =
 	"      --listen A:P      address to serve on (default 127.0.0.1:7878; port 0 picks one)\n"
 	"      --tls-cert FILE   serve HTTPS with this certificate (PEM) ...\n"
 	"      --tls-key FILE    ... and this key; required on addresses other than loopback\n"
+	"      --insecure-http   serve plain HTTP on such an address all the same (tests only)\n"
 	"      --heartbeat S     agent heartbeat interval (default 5)\n"
 	"      --ttl S           a node without a heartbeat for S seconds is lost (default 20)\n"
 	"      --build-jobs N    compilers run at once (default: CPUs)\n"
@@ -159,6 +160,7 @@ int main(int argc, char **argv)
 		{ "ttl", required_argument, NULL, 'T' },
 		{ "build-jobs", required_argument, NULL, 'j' },
 		{ "toolchains", required_argument, NULL, 't' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -169,7 +171,7 @@ int main(int argc, char **argv)
 	pthread_t builder, timer;
 	sigset_t sigs;
 	char url[300], *url_path;
-	int opt, sig, rc = 1;
+	int opt, sig, rc = 1, insecure = 0;
 
 	log_init("dispatchd", LOG_INFO);
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
 		case 'T': c.ttl_s = strtod(optarg, NULL); break;
 		case 'j': c.build_jobs = (int)strtol(optarg, NULL, 10); break;
 		case 't': c.toolchains_dir = optarg; break;
+		case 'I': insecure = 1; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -191,8 +194,15 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (!cert && !is_loopback(listen_addr))
+	if (!cert && !is_loopback(listen_addr)) {
+		if (!insecure) {
+			log_error("refusing to serve plain HTTP on '%s', which is not loopback: tokens and artifacts "
+				  "would cross the network in the clear (--tls-cert/--tls-key, or --insecure-http)",
+				  listen_addr);
+			return 2;
+		}
 		log_warn("serving plain HTTP on '%s', which is not loopback: use --tls-cert/--tls-key", listen_addr);
+	}
 	pthread_mutex_init(&c.lock, NULL);
 	pthread_cond_init(&c.build_cond, NULL);
 	/* Signals are taken synchronously by this thread; the others never see them. */

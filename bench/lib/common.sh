@@ -154,6 +154,8 @@ bench_cluster_start() {
 	else
 		BC_URL=http://$addr:7443
 		unset DISPATCH_CA
+		# Newer builds refuse plain HTTP off loopback unless told; older ones only warned.
+		"$BIN/dispatchd" --help | grep -q -- --insecure-http && tls=(--insecure-http)
 	fi
 	# shellcheck disable=SC2086
 	net_exec disp "$BIN/dispatchd" --state-dir "$BC_DIR/state" --listen "$addr:7443" "${tls[@]}" \
@@ -167,6 +169,7 @@ bench_cluster_start() {
 	export DISPATCH_URL=$BC_URL DISPATCH_TOKEN_FILE=$BC_DIR/state/operator.token
 	local ca=()
 	[[ $plain == 0 ]] && ca=(--ca "$BC_DIR/cert.pem")
+	[[ $plain == 1 ]] && "$BIN/dispatch-agent" --help | grep -q -- --insecure-http && ca=(--insecure-http)
 	net_exec node "$BIN/dispatch-agent" --dispatcher "$BC_URL" "${ca[@]}" \
 		--join-token-file "$BC_DIR/state/join.token" --work-dir "$BC_DIR/agent" --name bench-node --json \
 		> >("$BT" stamp >"$BC_DIR/agent.json") 2> >("$BT" stamp >"$BC_DIR/agent.log") &

@@ -126,6 +126,20 @@ def main():
         check("operator cannot poll as a node", c, "GET", "/v1/agent/messages", 401, token=op)
         check("operator cannot join", c, "POST", "/v1/agent/join", 401, token=op, body={})
 
+        # Plain HTTP off loopback is refused at start, by dispatchd and by the agent, unless told.
+        for name, argv in [
+                ("dispatchd: plain HTTP off loopback refused",
+                 [os.environ["DISPATCHD"], "--state-dir", os.path.join(work, "plain"), "--listen", "198.18.255.254:7443"]),
+                ("agent: a plain HTTP dispatcher off loopback refused",
+                 [os.environ["DISPATCH_AGENT"], "--dispatcher", "http://198.18.255.254:7443", "--join-token", "t",
+                  "--work-dir", os.path.join(work, "plain-agent")])]:
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            ok = run.returncode == 2 and "--insecure-http" in run.stderr
+            print("%s %-58s -> exit %d %s" % ("PASS" if ok else "FAIL", name, run.returncode,
+                                               run.stderr.strip().splitlines()[-1:] or ""))
+            if not ok:
+                failures.append(name)
+
         # Routing.
         check("unknown path", c, "GET", "/v1/nope", 404, token=op)
         check("unknown path outside /v1", c, "GET", "/", 404, token=op)
