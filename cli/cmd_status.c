@@ -156,6 +156,9 @@ static void print_instance(const json_t *in)
 	if (!json_array_size(history))
 		return;
 	printf("\n%-19s  %-14s %-6s %-10s %s\n", "TIME", "EVENT", "NODE", "ISA", "DETAIL");
+	if (json_integer_value(json_object_get(in, "history_omitted")) > 0)
+		printf("(%lld earlier entries not shown)\n",
+		       (long long)json_integer_value(json_object_get(in, "history_omitted")));
 	json_array_foreach(history, i, h) {
 		const char *detail = cli_jstr(h, "detail", "");
 		char line[256];

@@ -22,6 +22,7 @@
 #define MESSAGES_PER_POLL 100
 #define RESULT_STATE_MAX (4u << 20) /* a result's state.json shown by GET .../result */
 #define RUNNING_MAX 4096	    /* runs an agent lists when it joins or heartbeats */
+#define HISTORY_MAX 500		    /* history entries GET /v1/instances/ID shows, the latest */
 
 static int parse_id(const char *s, char prefix, int64_t *out)
 {
@@ -64,11 +65,17 @@ static json_t *instance_json(struct core *c, json_t *row, int with_history)
 	name_field(row, "id", 'i');
 	name_field(row, "job", 'j');
 	name_field(row, "node", 'n');
-	if (with_history && store_rows(c->db, &hist, "SELECT time, event, node, isa, detail FROM history "
-				       "WHERE instance = ? ORDER BY id", "i", id) == 0) {
+	/* The latest entries, bounded: periodic checkpoints add one each. */
+	if (with_history && store_rows(c->db, &hist, "SELECT time, event, node, isa, detail FROM (SELECT id, time, "
+				       "event, node, isa, detail FROM history WHERE instance = ? ORDER BY id DESC "
+				       "LIMIT ?) ORDER BY id", "ii", id, (int64_t)HISTORY_MAX) == 0) {
 		json_array_foreach(hist, i, h)
 			name_field(h, "node", 'n');
 		json_object_set_new(row, "history", hist);
+		if (json_array_size(hist) == HISTORY_MAX)
+			json_object_set_new(row, "history_omitted",
+					    json_integer(store_int(c->db, 0, "SELECT COUNT(*) FROM history WHERE instance = ?",
+								   "i", id) - HISTORY_MAX));
 	}
 	return row;
 }

@@ -305,6 +305,20 @@ def main():
         if not ok:
             failures.append("result: a large state.json is named")
 
+        # An instance's history is shown bounded: the latest 500 entries and how many are left out.
+        db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
+        db.executemany("INSERT INTO history(instance, time, event, detail) VALUES(80, ?, 'checkpoint', ?)",
+                       [(1000.0 + k, "c%d" % k) for k in range(700)])
+        db.commit()
+        db.close()
+        inst = json.loads(check("instance: a long history", c, "GET", "/v1/instances/i-80", 200, token=op))
+        hist = inst["history"]
+        ok = len(hist) == 500 and hist[-1]["detail"] == "c699" and inst.get("history_omitted", 0) >= 200
+        print("%s %-58s -> %d shown, %s omitted" % ("PASS" if ok else "FAIL", "instance: the latest 500 entries",
+                                                    len(hist), inst.get("history_omitted")))
+        if not ok:
+            failures.append("instance: the latest 500 entries")
+
         # A long poll's answer is bounded in bytes, not only in count: 40 start messages of 100 KB
         # (more than an agent takes in one answer) come in several answers, none lost.
         db = sqlite3.connect(os.path.join(state, "dispatch.db"), timeout=10)
