@@ -436,7 +436,7 @@ static int loop(struct agent *a)
 		a->fds[1] = (struct pollfd){.fd = listen_fd(a->l), .events = POLLIN};
 		a->fds[2] = (struct pollfd){.fd = sender_fd(a->snd), .events = POLLIN};
 		n += instances_pollfds(a->inst, a->fds + 3, POLL_MAX - 3);
-		timeout = next <= now ? 0 : (int)((next - now) * 1000) + 1;
+		timeout = run_poll_timeout(next, now);
 		if (poll(a->fds, n, timeout) < 0 && errno != EINTR)
 			return err_errno(ERR_IO, errno, "poll");
 		now = run_now();

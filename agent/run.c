@@ -42,6 +42,16 @@ double run_earliest(double a, double b)
 	return !a ? b : !b ? a : a < b ? a : b;
 }
 
+int run_poll_timeout(double next, double now)
+{
+	if (!next)
+		return -1;
+	if (next <= now)
+		return 0;
+	/* Rounded up: waking a moment early would only poll again. */
+	return next - now > 86400 ? 86400 * 1000 : (int)((next - now) * 1000) + 1;
+}
+
 /* Copies a NULL-terminated vector; NULL when out of memory. */
 static char **strv_dup(char *const *v, size_t n)
 {

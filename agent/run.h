@@ -228,4 +228,7 @@ double run_now(void);
 /* The earlier of two times, where 0 means "none". */
 double run_earliest(double a, double b);
 
+/* poll()'s timeout in ms until next (run_now() time; 0: none, then -1: no timeout, never a busy 0). */
+int run_poll_timeout(double next, double now);
+
 #endif

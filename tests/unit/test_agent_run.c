@@ -916,10 +916,24 @@ static void test_run__objects_share_one_empty_network(void **state)
 	buf_release(&log2);
 }
 
+/* The loop's poll timeout: nothing due is "wait for a descriptor", never a 0 that spins (the sender's waits). */
+static void test_run__poll_timeout(void **state)
+{
+	(void)state;
+	assert_int_equal(run_poll_timeout(0, 100.0), -1);
+	assert_int_equal(run_poll_timeout(run_earliest(0, 0), 100.0), -1);
+	assert_int_equal(run_poll_timeout(99.0, 100.0), 0);
+	assert_int_equal(run_poll_timeout(100.0, 100.0), 0);
+	assert_int_equal(run_poll_timeout(100.0015, 100.0), 2);
+	assert_int_equal(run_poll_timeout(105.0, 100.0), 5001);
+	assert_int_equal(run_poll_timeout(1e12, 100.0), 86400 * 1000);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_run__poll_timeout),
 		T(test_run__progress_lines_are_parsed),
 		T(test_run__progress_is_thinned),
 		T(test_run__parse_line),
