@@ -1,10 +1,12 @@
 /* main.c - dispatchd: the central daemon. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,7 +42,8 @@ static const char usage[] =
 	"  -v, --verbose         log more\n"
 	"\n"
 	"On first start it writes DIR/operator.token (for the dispatch CLI) and\n"
-	"DIR/join.token (for agents), mode 0600, and DIR/dispatchd.url.\n";
+	"DIR/join.token (for agents), mode 0600, and DIR/dispatchd.url. It holds\n"
+	"DIR/dispatchd.lock while it runs: one dispatchd per DIR.\n";
 
 static int token_file(struct core *c, const char *name, char hash[65])
 {
@@ -113,13 +116,36 @@ static int is_loopback(const char *addr)
 	return !strncmp(addr, "127.", 4) || !strncmp(addr, "[::1]", 5);
 }
 
+/*
+ * One dispatchd per state directory: two would each schedule, send and
+ * hold long polls over one store. The lock lives as long as the process.
+ */
+static int lock_state(const char *state_dir)
+{
+	char *path = fs_join(state_dir, "dispatchd.lock");
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1, r = 0;
+
+	if (!path)
+		return err_set(ERR_NOMEM, "out of memory");
+	if (fd < 0)
+		r = err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		r = errno == EWOULDBLOCK
+			    ? err_set(ERR_EXISTS, "another dispatchd uses '%s' (it holds '%s')", state_dir, path)
+			    : err_errno(ERR_IO, errno, "cannot lock '%s'", path);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	free(path);
+	return r; /* the descriptor stays open: the lock with it */
+}
+
 static int setup(struct core *c)
 {
 	struct rlimit rl;
 	char *db;
 	int r;
 
-	if ((r = fs_mkdir_p(c->state_dir, 0700)) < 0)
+	if ((r = fs_mkdir_p(c->state_dir, 0700)) < 0 || (r = lock_state(c->state_dir)) < 0)
 		return r;
 	c->cache_dir = fs_join(c->state_dir, "cache");
 	c->jobs_dir = fs_join(c->state_dir, "jobs");

@@ -140,6 +140,18 @@ def main():
             if not ok:
                 failures.append(name)
 
+        # One dispatchd per state directory: a second one on the same directory stops at once, saying why.
+        try:
+            run = subprocess.run([os.environ["DISPATCHD"], "--state-dir", state, "--listen", "127.0.0.1:0"],
+                                 capture_output=True, text=True, timeout=20)
+            ok = run.returncode != 0 and "another dispatchd uses" in run.stderr
+            said = "exit %d %s" % (run.returncode, run.stderr.strip().splitlines()[-1:] or "")
+        except subprocess.TimeoutExpired:
+            ok, said = False, "still running after 20 s"
+        print("%s %-58s -> %s" % ("PASS" if ok else "FAIL", "dispatchd: a second one on the same state", said))
+        if not ok:
+            failures.append("dispatchd: a second one on the same state")
+
         # Routing.
         check("unknown path", c, "GET", "/v1/nope", 404, token=op)
         check("unknown path outside /v1", c, "GET", "/", 404, token=op)
