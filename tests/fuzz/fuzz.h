@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
 
 /*
  * Runs one input. Must not keep pointers into data, must not leak, and
@@ -34,6 +37,15 @@ static inline _Noreturn void fuzz_fail_at(const char *file, int line, const char
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
+}
+
+/*
+ * Whether the last failure recorded a message: err_msg() never returns ""
+ * (it says "unknown error" when none was set), so test for that.
+ */
+static inline int fuzz_has_message(void)
+{
+	return strcmp(err_msg(), "unknown error") != 0;
 }
 
 /*

@@ -313,7 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_report(r);
 	if (r > 0 || (r < 0 && r != ERR_INVALID && r != ERR_LIMIT && r != ERR_IO && r != ERR_NOMEM))
 		fuzz_fail("unexpected result %d: %s", r, err_msg());
-	if (r < 0 && !err_msg()[0])
+	if (r < 0 && !fuzz_has_message())
 		fuzz_fail("error %d without a message", r);
 
 	t.partial = r < 0;
