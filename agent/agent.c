@@ -36,6 +36,7 @@
 #define POLL_MAX 2051	 /* signalfd, listener, sender, inotify, a pidfd per run */
 #define FLUSH_GRACE_S 10 /* after the last object stopped, for the last events */
 #define SAVE_DELAY_S 1.0 /* from a delivery to the save that keeps it from being sent again */
+#define LEAVE_WAIT_MS 2000 /* for the answer to a request under way when the agent stops */
 
 struct agent {
 	const struct agent_config *cfg;
@@ -417,11 +418,12 @@ static int loop(struct agent *a)
 		size_t n = 3;
 		int timeout, busy = a->req || a->heartbeat_out; /* the sender: what waits for it waits for its pipe */
 
+		/* Only what can happen now counts: a wait on anything else would be a timeout of 0, a spin. */
 		next = instances_tick(a->inst, now);
-		if (!busy)
+		if (!busy && !a->stopping)
 			next = run_earliest(next, a->next_heartbeat);
 		next = run_earliest(next, a->save_at);
-		if (outbox_sendable(a->ob) && !busy)
+		if (outbox_sendable(a->ob) && !busy && !a->need_rejoin)
 			next = run_earliest(next, a->next_flush);
 		if (a->need_rejoin)
 			next = run_earliest(next, a->next_rejoin);
@@ -675,7 +677,16 @@ int agent_main(const struct agent_config *cfg)
 	if (r == 0)
 		log_info("stopped");
 out:
-	/* A request still under way may or may not have been committed: its events are kept and sent again. */
+	/*
+	 * A request still under way gets a moment to be answered, so that a clean stop sends nothing
+	 * twice; one that is not answered by then may or may not have been committed: its events are
+	 * kept and sent again.
+	 */
+	if (a->snd && (a->req || a->heartbeat_out)) {
+		struct pollfd p = {.fd = sender_fd(a->snd), .events = POLLIN};
+		if (poll(&p, 1, LEAVE_WAIT_MS) > 0)
+			sender_answered(a, run_now());
+	}
 	sender_stop(a->snd);
 	if (a->req)
 		outbox_settle(a->ob, a->req, ERR_NET, NULL, NULL, NULL);

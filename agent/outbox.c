@@ -96,6 +96,25 @@ size_t outbox_sendable(const outbox *o)
 	return o->n - o->inflight;
 }
 
+/*
+ * What a JSON string takes in a request: control characters are escaped
+ * (an ESC of coloured output is 6 bytes), so that a request sized by it
+ * stays within what the dispatcher takes.
+ */
+static size_t json_text_bytes(const json_t *str)
+{
+	const unsigned char *p = (const unsigned char *)json_string_value(str);
+	size_t n = 2, len = json_string_length(str);
+
+	for (size_t i = 0; p && i < len; i++)
+		n += p[i] == '"' || p[i] == '\\' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r' || p[i] == '\b' ||
+			     p[i] == '\f'
+			 ? 2
+		     : p[i] < 0x20 || p[i] == 0x7f ? 6
+						   : 1;
+	return n;
+}
+
 static int is_kind(json_t *ev, const char *kind)
 {
 	const char *k = json_string_value(json_object_get(ev, "kind"));
@@ -142,7 +161,7 @@ int outbox_add(outbox *o, const char *instance, uint64_t generation, json_t *eve
 	it->droppable = it->progress || is_kind(event, "log");
 	it->urgent = is_kind(event, "checkpoint") || is_kind(event, "exit");
 	if (is_kind(event, "log"))
-		it->bytes = json_string_length(json_object_get(event, "text"));
+		it->bytes = json_text_bytes(json_object_get(event, "text"));
 	if (blob) {
 		if ((r = store_pin(o->st, blob)) < 0) {
 			json_decref(event);
@@ -370,6 +389,7 @@ struct outbox_req {
 	size_t nb;
 	size_t items; /* in flight, at the queue's head */
 	char *body;   /* JSON text, NULL when every item was skipped */
+	int batched;  /* the "batches" form */
 };
 
 /*
@@ -498,7 +518,8 @@ int outbox_take(outbox *o, conn *c, struct outbox_req **out)
 		goto out;
 	r = 0;
 	if (json_array_size(sent) > 0) {
-		body = o->batch_max ? json_pack("{sO}", "batches", sent) : json_incref(json_array_get(sent, 0));
+		q->batched = o->batch_max > 0;
+		body = q->batched ? json_pack("{sO}", "batches", sent) : json_incref(json_array_get(sent, 0));
 		if (!body || !(q->body = json_dumps(body, JSON_COMPACT)))
 			r = err_set(ERR_NOMEM, "out of memory");
 	}
@@ -525,6 +546,17 @@ void outbox_settle(outbox *o, struct outbox_req *q, int r, json_t *resp,
 
 	if (!q)
 		return;
+	/*
+	 * A request of several runs refused as a whole (an older dispatcher that takes no batches, one
+	 * that found it too large) must not lose their exits: they stay queued and go one run per
+	 * request from now on, where a refusal is that run's alone.
+	 */
+	if (q->batched && r < 0 && !kept) {
+		log_warn("the dispatcher refused a request of %zu run(s)' events (%s): sending one run per request "
+			 "from now on", q->nb, err_msg());
+		o->batch_max = 0;
+		kept = 1;
+	}
 	/* Answered: everything sent leaves the queue first, then each batch's answer is acted on. */
 	for (struct item **l = &o->head; q->items > 0; q->items--) {
 		(*l)->inflight = 0;

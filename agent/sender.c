@@ -115,16 +115,6 @@ int sender_fd(const sender *s)
 	return s->wake[0];
 }
 
-int sender_busy(const sender *s)
-{
-	int busy;
-
-	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
-	busy = s->phase != IDLE;
-	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
-	return busy;
-}
-
 int sender_post(sender *s, const char *path, const char *body)
 {
 	char *p = strdup(path), *b = body ? strdup(body) : NULL;

@@ -26,9 +26,6 @@ void sender_stop(sender *s);
 /* Readable when the request under way has been answered (borrowed). */
 int sender_fd(const sender *s);
 
-/* Whether a request is under way (posted and not taken yet). */
-int sender_busy(const sender *s);
-
 /* Sends body (JSON text, copied) with POST to path; ERR_EXISTS while another is under way. */
 int sender_post(sender *s, const char *path, const char *body);
 

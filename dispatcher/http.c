@@ -222,6 +222,17 @@ static size_t utf8_seq(const unsigned char *s)
 	return n;
 }
 
+void http_utf8_clean(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p;) {
+		size_t n = utf8_seq(p);
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+}
+
 void http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...)
 {
 	char msg[1024];
@@ -231,13 +242,7 @@ void http_reply_error(struct http_req *req, unsigned status, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* Messages quote what the client sent, maybe cut mid-character: keep the reply valid JSON. */
-	for (unsigned char *p = (unsigned char *)msg; *p;) {
-		size_t n = utf8_seq(p);
-		if (n == 0)
-			*p++ = '?';
-		else
-			p += n;
-	}
+	http_utf8_clean(msg);
 	http_reply_json(req, status, json_pack("{ss}", "error", msg));
 }
 

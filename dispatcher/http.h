@@ -62,6 +62,9 @@ void http_reply_error(struct http_req *req, unsigned status, const char *fmt, ..
 void http_reply_text(struct http_req *req, unsigned status, const char *text, size_t len);
 void http_reply_file(struct http_req *req, const char *path, const char *type);
 
+/* Replaces each byte that does not start valid UTF-8 with '?', in place: text quoting a client fits in JSON. */
+void http_utf8_clean(char *s);
+
 /* A query parameter (borrowed), or NULL. */
 const char *http_query(struct http_req *req, const char *key);
 

@@ -169,8 +169,9 @@ static int setup(struct core *c)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	/* After a restart every node gets a full TTL to come back before it is lost. */
+	/* After a restart every node gets a full TTL to come back before it is lost, and to take up its starts. */
 	store_run(c->db, NULL, "UPDATE nodes SET last_seen = ? WHERE state = 'up'", "d", core_now());
+	store_run(c->db, NULL, "UPDATE instances SET placed_at = ? WHERE state = 'starting'", "d", core_now());
 	/* Placements whose start message was never fetched are still queued; nothing else to redo. */
 	return 0;
 }

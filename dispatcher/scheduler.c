@@ -593,7 +593,15 @@ unsigned sched_events_batches(struct core *c, int64_t node, const json_t *batche
 		} else {
 			status = apply_batch(c, node, b, why, sizeof(why));
 		}
+		if (status >= 500) {
+			/* The store failed, not the events: all of them again later, in order. */
+			store_rollback(c->db);
+			json_decref(out);
+			snprintf(err, errlen, "batches[%zu]: %s", i, why);
+			return status;
+		}
 		applied |= status == 200;
+		http_utf8_clean(why); /* it may quote what the node sent, cut mid-character */
 		r = status == 200 ? json_pack("{si}", "status", (int)status)
 				  : json_pack("{siss}", "status", (int)status, "error", why);
 		if (!r || json_array_append_new(out, r) < 0) {
@@ -611,14 +619,15 @@ unsigned sched_events_batches(struct core *c, int64_t node, const json_t *batche
 	return 200;
 }
 
-/* Whether the agent's list of runs ([{"instance", "generation"}]) names iid. */
-static int listed(const json_t *running, const char *iid)
+/* Whether the agent's list of runs ([{"instance", "generation"}]) names iid (of generation gen, unless gen < 0). */
+static int listed(const json_t *running, const char *iid, int64_t gen)
 {
 	const json_t *r;
 	size_t i;
 
 	json_array_foreach(running, i, r)
-		if (!strcmp(json_string_value(json_object_get(r, "instance")) ?: "", iid))
+		if (!strcmp(json_string_value(json_object_get(r, "instance")) ?: "", iid) &&
+		    (gen < 0 || json_integer_value(json_object_get(r, "generation")) == gen))
 			return 1;
 	return 0;
 }
@@ -636,7 +645,7 @@ static void requeue_unstarted(struct core *c, int64_t node, const json_t *runnin
 	int moved = 0;
 	size_t i;
 
-	if (store_rows(c->db, &stuck, "SELECT id, isa FROM instances WHERE node = ? AND state = 'starting' "
+	if (store_rows(c->db, &stuck, "SELECT id, generation, isa FROM instances WHERE node = ? AND state = 'starting' "
 		       "AND placed_at < ?", "id", node, core_now() - 2.0 * c->ttl_s) < 0 ||
 	    json_array_size(stuck) == 0 || store_begin(c->db) < 0) {
 		json_decref(stuck);
@@ -645,7 +654,7 @@ static void requeue_unstarted(struct core *c, int64_t node, const json_t *runnin
 	json_array_foreach(stuck, i, m) {
 		int64_t id = json_integer_value(json_object_get(m, "id"));
 		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
-		if (listed(running, iid))
+		if (listed(running, iid, json_integer_value(json_object_get(m, "generation"))))
 			continue;
 		snprintf(why, sizeof(why), "n-%lld did not start it within %.0f s", (long long)node, 2.0 * c->ttl_s);
 		store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
@@ -698,7 +707,7 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 		int64_t id = json_integer_value(json_object_get(m, "id"));
 		char iid[32];
 		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
-		if (!listed(running, iid)) {
+		if (!listed(running, iid, -1)) {
 			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
 			core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")),
 				     "the agent restarted without it; continuing from the last checkpoint");

@@ -236,11 +236,13 @@ struct events_server {
 	struct MHD_Daemon *d;
 	pthread_mutex_t lock;
 	json_t *requests; /* bodies, in order */
+	size_t largest;	  /* bytes of the largest body */
+	int old;	  /* answers as a dispatcher that predates batches */
 	char url[64];
 };
 
 struct upload {
-	char data[1 << 16];
+	char data[2 << 20];
 	size_t len;
 };
 
@@ -278,7 +280,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		return MHD_YES;
 	}
 	body = json_loadb(up->data, up->len, 0, NULL);
-	if (json_object_get(body, "batches")) {
+	if (json_object_get(body, "batches") && srv->old) {
+		reply = json_pack("{ss}", "error", "body: needs \"instance\" (i-N), \"generation\" and \"events\"");
+		status = 400;
+	} else if (json_object_get(body, "batches")) {
 		reply = json_pack("{sbs[]}", "ok", 1, "results");
 		json_array_foreach(json_object_get(body, "batches"), i, b)
 			json_array_append_new(json_object_get(reply, "results"), answer_batch(b, &status));
@@ -289,6 +294,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	}
 	pthread_mutex_lock(&srv->lock);
 	json_array_append_new(srv->requests, body ? body : json_null());
+	if (up->len > srv->largest)
+		srv->largest = up->len;
 	pthread_mutex_unlock(&srv->lock);
 	text = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);
@@ -392,6 +399,71 @@ static void test_outbox__runs_share_a_request(void **state)
 	server_stop(&srv);
 }
 
+/*
+ * Runs' events go in one request only while it stays within what the dispatcher takes (1 MiB): log text
+ * is counted as JSON writes it (an ESC of coloured output is 6 bytes). A dispatcher that refuses the
+ * batches form as a whole (older, or it found the request too large) loses nothing: the events go
+ * again, one run per request.
+ */
+static void test_outbox__large_and_refused_requests_lose_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct events_server srv = { 0 };
+	static const char line[] = "\x1b[32mok\x1b[0m step done\n";
+	char text[60000], iid[16];
+	json_t *exits;
+	conn *c = NULL;
+	size_t n = 0;
+
+	while (n + sizeof(line) < sizeof(text)) {
+		memcpy(text + n, line, sizeof(line) - 1);
+		n += sizeof(line) - 1;
+	}
+	text[n] = '\0';
+	server_start(&srv);
+	assert_int_equal(conn_new(&c, srv.url, NULL), 0);
+	assert_int_equal(conn_set_token(c, "0123456789abcdef"), 0);
+	conn_set_limits(c, 30, 1u << 20);
+	outbox_set_batch_max(f->ob, 256);
+	for (int i = 0; i < 20; i++) {
+		snprintf(iid, sizeof(iid), "i-%d", 10 + i);
+		assert_int_equal(outbox_add(f->ob, iid, 1, proto_event_log(text, n), NULL), 0);
+		assert_int_equal(outbox_add(f->ob, iid, 1, proto_event_exit(0, 0, NULL, NULL), NULL), 0);
+	}
+	assert_int_equal(outbox_flush(f->ob, c, on_stale, NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 0);
+	assert_true(json_array_size(srv.requests) > 1);
+	assert_true(srv.largest <= 1u << 20);
+	/* Every exit arrived. */
+	n = 0;
+	{
+		size_t i, j, k;
+		json_t *req, *b, *ev;
+		json_array_foreach(srv.requests, i, req)
+			json_array_foreach(json_object_get(req, "batches"), j, b)
+				json_array_foreach(json_object_get(b, "events"), k, ev)
+					n += !strcmp(json_string_value(json_object_get(ev, "kind")), "exit");
+	}
+	assert_int_equal(n, 20);
+
+	/* An older dispatcher: 400 for the batches form; the events stay and go in the single form. */
+	json_array_clear(srv.requests);
+	srv.old = 1;
+	queue_three_runs(f->ob);
+	stale_calls = 0;
+	assert_int_equal(outbox_flush(f->ob, c, on_stale, NULL), 0);
+	assert_int_equal(outbox_len(f->ob), 0);
+	assert_int_equal(json_array_size(srv.requests), 5); /* the refused one, then one per run */
+	assert_non_null(json_object_get(json_array_get(srv.requests, 0), "batches"));
+	assert_null(json_object_get(json_array_get(srv.requests, 1), "batches"));
+	assert_int_equal(stale_calls, 1);
+	exits = outbox_exits(f->ob);
+	assert_int_equal(json_array_size(exits), 0);
+	json_decref(exits);
+	conn_free(c);
+	server_stop(&srv);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -402,6 +474,7 @@ int main(void)
 		T(test_outbox__saved_and_restored),
 		T(test_outbox__saves_runs_and_says_when_to_save),
 		T(test_outbox__runs_share_a_request),
+		T(test_outbox__large_and_refused_requests_lose_nothing),
 	};
 	int r;
 

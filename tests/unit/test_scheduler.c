@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "balance.h"
+#include "cas.h"
 #include "core.h"
 #include "error.h"
 #include "fsutil.h"
@@ -195,6 +196,33 @@ static void test_scheduler__event_batches_stand_alone(void **state)
 	json_decref(body);
 }
 
+/* A batch the store fails (not the events) undoes the whole request: the agent sends it all again, in order. */
+static void test_scheduler__a_store_failure_undoes_every_batch(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const t[] = { "x86_64:baseline", NULL };
+	char *root = fs_join(f->dir, "cas"), err[256];
+	json_t *body, *results = NULL;
+
+	assert_int_equal(cas_open(&f->c.blobs, root), 0);
+	add_node(&f->c, "x86_64", "[\"baseline\"]", 2);
+	add_job(&f->c, 2, t);
+	sched_pass(&f->c);
+	/* The blob store is gone: storing i-2's inline bundle fails. */
+	assert_int_equal(fs_rm_rf(root), 0);
+	body = json_pack("[{sssis[{sssi}]}, {sssis[{sssissss}]}]", "instance", "i-1", "generation", 1, "events",
+			 "kind", "exit", "code", 0, "instance", "i-2", "generation", 1, "events", "kind", "exit", "code", 85,
+			 "state", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "bundle", "aGVsbG8=");
+	assert_non_null(body);
+	assert_int_equal(sched_events_batches(&f->c, 1, body, &results, err, sizeof(err)), 500);
+	assert_non_null(strstr(err, "batches[1]: cannot store the bundle"));
+	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
+	json_decref(body);
+	cas_free(f->c.blobs);
+	f->c.blobs = NULL;
+	free(root);
+}
+
 static unsigned send_event(struct core *c, const char *iid, json_t *ev)
 {
 	json_t *body = json_pack("{sssis[o]}", "instance", iid, "generation", 1, "events", ev);
@@ -243,7 +271,8 @@ static void test_scheduler__unstarted_placements_are_placed_again(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const t[] = { "x86_64:baseline", NULL };
-	json_t *none = json_array(), *mine = json_pack("[{sssi}]", "instance", "i-2", "generation", 1);
+	json_t *none = json_array(),
+	       *mine = json_pack("[{sssi}{sssi}]", "instance", "i-2", "generation", 1, "instance", "i-1", "generation", 0);
 
 	add_node(&f->c, "x86_64", "[\"baseline\"]", 3);
 	add_job(&f->c, 3, t);
@@ -253,7 +282,8 @@ static void test_scheduler__unstarted_placements_are_placed_again(void **state)
 	sched_reconcile(&f->c, 1, none, 0);
 	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM instances WHERE state = 'starting'"), 2);
 	store_run(f->c.db, NULL, "UPDATE instances SET placed_at = placed_at - 41", NULL);
-	/* i-2 is listed (starting there, or its exit on the way); i-3 runs; i-1 was lost. */
+	/* i-2 is listed (starting there, or its exit on the way); i-3 runs; i-1 was lost (only an older generation
+	 * of it is listed). */
 	sched_reconcile(&f->c, 1, mine, 0);
 	assert_int_equal(count(&f->c, "SELECT state = 'starting' AND generation = 2 FROM instances WHERE id = 1"), 1);
 	assert_int_equal(count(&f->c, "SELECT COUNT(*) FROM history WHERE instance = 1 AND event = 'lost'"), 1);
@@ -491,6 +521,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scheduler__stale_generation_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__event_batches_stand_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__late_reports_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheduler__a_store_failure_undoes_every_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__unstarted_placements_are_placed_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheduler__lost_node_continues_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__transactions_nest, setup, teardown),
