@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -469,14 +468,9 @@ static int loop(struct agent *a)
 /* One agent per WORK: two would share a node identity and trample each other's instances. */
 static int lock_work(struct agent *a, const char *path)
 {
-	a->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (a->lockfd < 0)
-		return err_errno(ERR_IO, errno, "cannot open '%s'", path);
-	if (flock(a->lockfd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-		return err_set(ERR_EXISTS, "another dispatch-agent uses '%s'", a->cfg->work_dir);
-	if (flock(a->lockfd, LOCK_EX | LOCK_NB) < 0)
-		return err_errno(ERR_IO, errno, "cannot lock '%s'", path);
-	return 0;
+	int r = fs_lock_file(&a->lockfd, path);
+
+	return r == ERR_EXISTS ? err_set(r, "another dispatch-agent uses '%s'", a->cfg->work_dir) : r;
 }
 
 /* WORK/, WORK/inst (runs of an earlier agent are taken over later) and the cache. */

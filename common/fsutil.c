@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -574,4 +575,21 @@ int fs_rel_is_safe(const char *rel)
 		p = slash + 1;
 	}
 	return 1;
+}
+
+int fs_lock_file(int *fd, const char *path)
+{
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600), r = 0;
+
+	if (f < 0)
+		return err_errno(ERR_IO, errno, "cannot open '%s'", path);
+	if (flock(f, LOCK_EX | LOCK_NB) < 0)
+		r = errno == EWOULDBLOCK ? err_set(ERR_EXISTS, "'%s' is locked by another process", path)
+					 : err_errno(ERR_IO, errno, "cannot lock '%s'", path);
+	if (r < 0) {
+		close(f);
+		return r;
+	}
+	*fd = f;
+	return 0;
 }

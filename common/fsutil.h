@@ -65,6 +65,13 @@ int fs_exists(const char *path);
 /* Makes a unique directory "base/prefix-XXXXXX" and returns its path (new). */
 int fs_mkdtemp(char **out, const char *base, const char *prefix);
 
+/*
+ * Opens path (created, mode 0600) and takes an exclusive flock() on it
+ * without waiting; *fd holds it for as long as it stays open (close-on-exec).
+ * ERR_EXISTS when another process holds it.
+ */
+int fs_lock_file(int *fd, const char *path);
+
 /* Joins a and b with one '/' (new string, NULL on allocation failure). */
 char *fs_join(const char *a, const char *b);
 

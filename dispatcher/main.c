@@ -1,12 +1,10 @@
 /* main.c - dispatchd: the central daemon. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -123,18 +121,10 @@ static int is_loopback(const char *addr)
 static int lock_state(const char *state_dir)
 {
 	char *path = fs_join(state_dir, "dispatchd.lock");
-	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1, r = 0;
+	int fd, r = path ? fs_lock_file(&fd, path) : err_set(ERR_NOMEM, "out of memory");
 
-	if (!path)
-		return err_set(ERR_NOMEM, "out of memory");
-	if (fd < 0)
-		r = err_errno(ERR_IO, errno, "cannot open '%s'", path);
-	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		r = errno == EWOULDBLOCK
-			    ? err_set(ERR_EXISTS, "another dispatchd uses '%s' (it holds '%s')", state_dir, path)
-			    : err_errno(ERR_IO, errno, "cannot lock '%s'", path);
-	if (r < 0 && fd >= 0)
-		close(fd);
+	if (r == ERR_EXISTS)
+		err_set(r, "another dispatchd uses '%s' (it holds '%s')", state_dir, path);
 	free(path);
 	return r; /* the descriptor stays open: the lock with it */
 }
