@@ -619,6 +619,15 @@ unsigned sched_events_batches(struct core *c, int64_t node, const json_t *batche
 	return 200;
 }
 
+/* Puts an instance ({"id", "isa"} row) that node no longer runs back to pending, saying why (inside a transaction). */
+static void requeue(struct core *c, const json_t *inst, int64_t node, const char *why)
+{
+	int64_t id = json_integer_value(json_object_get(inst, "id"));
+
+	store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
+	core_history(c, id, "lost", node, json_string_value(json_object_get(inst, "isa")), why);
+}
+
 /* Whether the agent's list of runs ([{"instance", "generation"}]) names iid (of generation gen, unless gen < 0). */
 static int listed(const json_t *running, const char *iid, int64_t gen)
 {
@@ -657,8 +666,7 @@ static void requeue_unstarted(struct core *c, int64_t node, const json_t *runnin
 		if (listed(running, iid, json_integer_value(json_object_get(m, "generation"))))
 			continue;
 		snprintf(why, sizeof(why), "n-%lld did not start it within %.0f s", (long long)node, 2.0 * c->ttl_s);
-		store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
-		core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")), why);
+		requeue(c, m, node, why);
 		log_warn("%s: %s: placing it again", iid, why);
 		moved = 1;
 	}
@@ -707,11 +715,8 @@ void sched_reconcile(struct core *c, int64_t node, const json_t *running, int jo
 		int64_t id = json_integer_value(json_object_get(m, "id"));
 		char iid[32];
 		snprintf(iid, sizeof(iid), "i-%lld", (long long)id);
-		if (!listed(running, iid, -1)) {
-			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i", id);
-			core_history(c, id, "lost", node, json_string_value(json_object_get(m, "isa")),
-				     "the agent restarted without it; continuing from the last checkpoint");
-		}
+		if (!listed(running, iid, -1))
+			requeue(c, m, node, "the agent restarted without it; continuing from the last checkpoint");
 	}
 	if (store_commit(c->db) < 0)
 		store_rollback(c->db);
@@ -738,13 +743,8 @@ void sched_check_nodes(struct core *c, double now)
 		insts = NULL;
 		store_rows(c->db, &insts, "SELECT id, isa FROM instances WHERE node = ? AND state IN ('starting', "
 			   "'running')", "i", id);
-		json_array_foreach(insts, j, in) {
-			int64_t iid = json_integer_value(json_object_get(in, "id"));
-			store_run(c->db, NULL, "UPDATE instances SET state = 'pending', node = NULL WHERE id = ?", "i",
-				  iid);
-			core_history(c, iid, "lost", id, json_string_value(json_object_get(in, "isa")),
-				     "node lost; continuing from the last checkpoint");
-		}
+		json_array_foreach(insts, j, in)
+			requeue(c, in, id, "node lost; continuing from the last checkpoint");
 	}
 	if (store_commit(c->db) < 0)
 		store_rollback(c->db);
