@@ -286,6 +286,12 @@ static void send_events(struct agent *a, double now)
 	a->req = q;
 }
 
+/* Whether the sender carries a request: then nothing else is posted, and the loop waits for its pipe. */
+static int sending(const struct agent *a)
+{
+	return a->req || a->heartbeat_out;
+}
+
 static void sender_answered(struct agent *a, double now)
 {
 	json_t *resp = NULL;
@@ -415,7 +421,7 @@ static int loop(struct agent *a)
 	for (;;) {
 		double now = run_now(), next;
 		size_t n = 3;
-		int timeout, busy = a->req || a->heartbeat_out; /* the sender: what waits for it waits for its pipe */
+		int timeout, busy = sending(a);
 
 		/* Only what can happen now counts: a wait on anything else would be a timeout of 0, a spin. */
 		next = instances_tick(a->inst, now);
@@ -451,7 +457,7 @@ static int loop(struct agent *a)
 			sender_answered(a, now);
 		instances_ready(a->inst, a->fds + 3, n - 3);
 		/* While the listener cannot reach the dispatcher a heartbeat would only time out. */
-		if (now >= a->next_heartbeat && !a->stopping && !a->req && !a->heartbeat_out) {
+		if (now >= a->next_heartbeat && !a->stopping && !sending(a)) {
 			if (listen_online(a->l))
 				heartbeat(a, now);
 			else
@@ -459,7 +465,7 @@ static int loop(struct agent *a)
 		}
 		if (a->need_rejoin)
 			rejoin(a, now);
-		if (outbox_sendable(a->ob) && !a->req && !a->heartbeat_out && now >= a->next_flush && !a->need_rejoin)
+		if (outbox_sendable(a->ob) && !sending(a) && now >= a->next_flush && !a->need_rejoin)
 			send_events(a, now);
 		save_if_needed(a, run_now());
 	}
@@ -676,7 +682,7 @@ out:
 	 * twice; one that is not answered by then may or may not have been committed: its events are
 	 * kept and sent again.
 	 */
-	if (a->snd && (a->req || a->heartbeat_out)) {
+	if (a->snd && sending(a)) {
 		struct pollfd p = {.fd = sender_fd(a->snd), .events = POLLIN};
 		if (poll(&p, 1, LEAVE_WAIT_MS) > 0)
 			sender_answered(a, run_now());

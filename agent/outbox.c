@@ -586,7 +586,7 @@ int outbox_flush(outbox *o, conn *c, void (*stale)(void *ud, const char *instanc
 
 		if ((r = outbox_take(o, c, &q)) < 0)
 			return r;
-		r = q->body ? conn_request_text(c, o->batch_max ? &resp : NULL, "POST", "/v1/agent/events", q->body) : 0;
+		r = q->body ? conn_request_text(c, q->batched ? &resp : NULL, "POST", "/v1/agent/events", q->body) : 0;
 		outbox_settle(o, q, r, resp, stale, ud);
 		json_decref(resp);
 		if (r == ERR_NET || r == ERR_AUTH || r == ERR_NOMEM)
