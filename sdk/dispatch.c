@@ -1,6 +1,7 @@
 /* dispatch.c - the object SDK (libc only; see dispatch.h and docs/object-abi.md). */
 #include "dispatch.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -365,7 +366,7 @@ static int get_f64(const char *text, double *out)
 
 	if (!strncmp(p, "nan(0x", 6)) {
 		uint64_t m;
-		if (!strchr("0123456789abcdefABCDEF", p[6]) || !p[6])
+		if (!isxdigit((unsigned char)p[6])) /* strtoull() would take space, a sign or another "0x" */
 			return -1;
 		errno = 0;
 		m = strtoull(p + 6, &endp, 16);
